@@ -1,0 +1,76 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from governance.actors import Role
+from governance.api import serializers as s
+from governance.models import ApiKey
+from governance.services.api_keys import api_key_create, api_key_revoke
+from orchestration.selectors import object_visible_or_404, project_visible_or_404
+from tascade.api import error_responses
+
+
+@extend_schema(tags=["auth"], responses={200: s.WhoAmISerializer, **error_responses()})
+class WhoAmI(APIView):
+    """Who this key acts as: the identity every write is recorded under."""
+
+    def get(self, request):
+        actor = request.user
+        return Response(
+            {"actor": actor.name, "roles": sorted(actor.roles), "project": actor.project_id}
+        )
+
+
+@extend_schema(tags=["auth"])
+class ApiKeyListCreate(generics.ListAPIView):
+    serializer_class = s.ApiKeySerializer
+    filterset_fields = ["actor", "project"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ApiKey.objects.none()
+        self.request.user.require(Role.ADMIN)
+        keys = ApiKey.objects.all()
+        if self.request.user.project_id is not None:
+            keys = keys.filter(project_id=self.request.user.project_id)
+        return keys
+
+    @extend_schema(responses={200: s.ApiKeySerializer(many=True), **error_responses()})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        request=s.ApiKeyCreateSerializer,
+        responses={201: s.IssuedKeySerializer, **error_responses()},
+    )
+    def post(self, request):
+        serializer = s.ApiKeyCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        project = None
+        if "project" in data:
+            project = project_visible_or_404(request.user, data["project"])
+        elif request.user.project_id is not None:
+            project = project_visible_or_404(request.user, request.user.project_id)
+        issued = api_key_create(
+            actor=request.user,
+            key_actor=data["actor"],
+            roles=data["roles"],
+            project=project,
+            label=data.get("label", ""),
+        )
+        body = s.ApiKeySerializer(issued.api_key).data | {"key": issued.raw_key}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(
+    tags=["auth"], request=None, responses={200: s.ApiKeySerializer, **error_responses(409)}
+)
+class ApiKeyRevoke(APIView):
+    def post(self, request, pk):
+        request.user.require(Role.ADMIN)
+        api_key = object_visible_or_404(ApiKey, request.user, pk)
+        return Response(
+            s.ApiKeySerializer(api_key_revoke(actor=request.user, api_key=api_key)).data
+        )

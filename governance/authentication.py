@@ -1,0 +1,55 @@
+"""Bearer API key authentication for DRF: turns ``Authorization: Bearer tsk_…`` into an Actor."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions, permissions
+
+from governance.actors import Actor
+from governance.models import ApiKey
+from governance.services.api_keys import KEY_PREFIX, hash_key
+
+# last_used_at is informational: refresh it at most this often so the hot path stays read-only.
+_LAST_USED_RESOLUTION = timedelta(minutes=5)
+
+
+def actor_for_raw_key(raw_key: str) -> Actor | None:
+    """The actor a raw key authenticates as, or None for an unknown or revoked key."""
+    if not raw_key.startswith(KEY_PREFIX):
+        return None
+    api_key = ApiKey.objects.filter(key_hash=hash_key(raw_key), revoked_at__isnull=True).first()
+    if api_key is None:
+        return None
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > _LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    return Actor(
+        name=api_key.actor,
+        roles=frozenset(api_key.roles),
+        project_id=api_key.project_id,
+        api_key_id=api_key.pk,
+    )
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        scheme, _, raw_key = header.partition(" ")
+        if scheme.lower() != self.keyword.lower() or not raw_key.strip():
+            raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer tsk_…'.")
+        actor = actor_for_raw_key(raw_key.strip())
+        if actor is None:
+            raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
+        return actor, actor
+
+    def authenticate_header(self, request):
+        return f'{self.keyword} realm="api"'
+
+
+class IsApiKeyAuthenticated(permissions.BasePermission):
+    def has_permission(self, request, view):
+        return isinstance(request.user, Actor)

@@ -1,0 +1,6 @@
+from tascade.errors import DomainError
+
+
+class ApiKeyRevoked(DomainError):
+    code = "API_KEY_REVOKED"
+    default_message = "This API key is already revoked."

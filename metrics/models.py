@@ -1,0 +1,1 @@
+"""Figures computed from the event log (roll-ups, alerts, forecasts) live here."""

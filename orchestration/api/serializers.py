@@ -1,0 +1,330 @@
+"""Output shapes (model serializers, all read-only) and input shapes (plain serializers)."""
+
+import re
+
+from rest_framework import serializers
+
+from orchestration.models import (
+    OVERRIDE_TARGETS,
+    Artifact,
+    CheckStatus,
+    Dependency,
+    Event,
+    ExecutionSnapshot,
+    Lease,
+    Milestone,
+    Phase,
+    Project,
+    Reservation,
+    Task,
+    TaskClass,
+    UnlockOn,
+)
+
+MAX_TEXT = 20_000
+MAX_LIST = 10_000
+_SHA = re.compile(r"^[0-9a-fA-F]{7,64}$")
+
+
+def _read_only(model, fields):
+    """A ModelSerializer whose every field is read-only: output only, never a write path."""
+    meta = type("Meta", (), {"model": model, "fields": fields, "read_only_fields": fields})
+    return type(f"{model.__name__}Serializer", (serializers.ModelSerializer,), {"Meta": meta})
+
+
+ProjectSerializer = _read_only(
+    Project,
+    [
+        "id",
+        "name",
+        "slug",
+        "description",
+        "lease_ttl_seconds",
+        "reservation_ttl_seconds",
+        "plan_version",
+        "created_by",
+        "created_at",
+    ],
+)
+PhaseSerializer = _read_only(
+    Phase, ["id", "project", "name", "description", "position", "created_at"]
+)
+MilestoneSerializer = _read_only(
+    Milestone, ["id", "project", "phase", "name", "description", "position", "created_at"]
+)
+DependencySerializer = _read_only(
+    Dependency,
+    ["id", "project", "prerequisite", "dependent", "unlock_on", "created_by", "created_at"],
+)
+LeaseSerializer = _read_only(
+    Lease,
+    [
+        "id",
+        "project",
+        "task",
+        "agent",
+        "token",
+        "status",
+        "expires_at",
+        "created_at",
+        "heartbeat_at",
+        "ended_at",
+        "end_reason",
+    ],
+)
+ReservationSerializer = _read_only(
+    Reservation,
+    [
+        "id",
+        "project",
+        "task",
+        "assignee",
+        "status",
+        "expires_at",
+        "created_by",
+        "created_at",
+        "ended_at",
+        "end_reason",
+    ],
+)
+SnapshotSerializer = _read_only(
+    ExecutionSnapshot,
+    [
+        "id",
+        "project",
+        "task",
+        "lease",
+        "plan_version",
+        "material_revision",
+        "spec_hash",
+        "spec",
+        "created_at",
+    ],
+)
+ArtifactSerializer = _read_only(
+    Artifact,
+    [
+        "id",
+        "project",
+        "task",
+        "lease",
+        "lease_token",
+        "agent",
+        "branch",
+        "commit_sha",
+        "touched_files",
+        "check_status",
+        "check_ref",
+        "summary",
+        "created_at",
+    ],
+)
+EventSerializer = _read_only(
+    Event, ["id", "project", "task", "kind", "actor", "payload", "created_at"]
+)
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    ref = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Task
+        fields = [
+            "id",
+            "ref",
+            "project",
+            "milestone",
+            "parent",
+            "title",
+            "description",
+            "work_spec",
+            "task_class",
+            "priority",
+            "capability_tags",
+            "expected_paths",
+            "max_attempts",
+            "attempt_count",
+            "state",
+            "state_changed_at",
+            "state_reason",
+            "unmet_prerequisites",
+            "holder",
+            "hold_expires_at",
+            "material_revision",
+            "implemented_by",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+# --- input ------------------------------------------------------------------------------
+def _string_list(max_length: int = 1000, **kwargs):
+    return serializers.ListField(
+        child=serializers.CharField(max_length=max_length), max_length=MAX_LIST, **kwargs
+    )
+
+
+class ProjectCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    slug = serializers.SlugField(max_length=100, required=False, allow_blank=True)
+    description = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True)
+    lease_ttl_seconds = serializers.IntegerField(min_value=5, max_value=86_400, required=False)
+    reservation_ttl_seconds = serializers.IntegerField(
+        min_value=5, max_value=30 * 86_400, required=False
+    )
+
+
+class PhaseCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True)
+    position = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False)
+
+
+class MilestoneCreateSerializer(PhaseCreateSerializer):
+    phase = serializers.IntegerField(min_value=1, max_value=2**62)
+
+
+class WorkSpecSerializer(serializers.Serializer):
+    objective = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True)
+    acceptance_criteria = _string_list(max_length=MAX_TEXT, required=False)
+    constraints = _string_list(max_length=MAX_TEXT, required=False)
+
+
+class TaskCreateSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=300)
+    description = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True)
+    work_spec = WorkSpecSerializer(required=False)
+    task_class = serializers.ChoiceField(choices=TaskClass.choices, required=False)
+    priority = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False)
+    capability_tags = _string_list(max_length=100, required=False)
+    expected_paths = _string_list(required=False)
+    max_attempts = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    milestone = serializers.IntegerField(min_value=1, max_value=2**62, required=False)
+    parent = serializers.IntegerField(min_value=1, max_value=2**62, required=False)
+
+
+class DependencyCreateSerializer(serializers.Serializer):
+    prerequisite = serializers.IntegerField(min_value=1, max_value=2**62)
+    dependent = serializers.IntegerField(min_value=1, max_value=2**62)
+    unlock_on = serializers.ChoiceField(choices=UnlockOn.choices, required=False)
+
+
+class ClaimNextSerializer(serializers.Serializer):
+    capabilities = _string_list(
+        max_length=100,
+        required=False,
+        help_text="Omit to take any task; otherwise a task's capability tags must all be listed.",
+    )
+
+
+class LeaseTokenSerializer(serializers.Serializer):
+    lease_token = serializers.IntegerField(
+        min_value=1, max_value=2**31 - 1, help_text="The fencing token of your live lease."
+    )
+
+
+class ReleaseSerializer(LeaseTokenSerializer):
+    reason = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True)
+
+
+class ArtifactCreateSerializer(LeaseTokenSerializer):
+    branch = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    commit_sha = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    touched_files = _string_list(required=False)
+    check_status = serializers.ChoiceField(choices=CheckStatus.choices, required=False)
+    check_ref = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    summary = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True)
+
+    def validate_commit_sha(self, value: str) -> str:
+        if value and not _SHA.match(value):
+            raise serializers.ValidationError("A commit sha is 7 to 64 hexadecimal characters.")
+        return value.lower()
+
+
+class AssignSerializer(serializers.Serializer):
+    agent = serializers.CharField(max_length=100)
+    ttl_seconds = serializers.IntegerField(min_value=5, max_value=30 * 86_400, required=False)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=MAX_TEXT)
+
+
+class OptionalReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True)
+
+
+class OverrideSerializer(serializers.Serializer):
+    to_state = serializers.ChoiceField(choices=[(s, s) for s in OVERRIDE_TARGETS])
+    rationale = serializers.CharField(max_length=MAX_TEXT)
+
+
+# --- composite answers --------------------------------------------------------------------
+class ClaimResultSerializer(serializers.Serializer):
+    task = TaskSerializer()
+    lease = LeaseSerializer()
+
+
+class HeartbeatResultSerializer(serializers.Serializer):
+    lease = LeaseSerializer()
+    ttl_seconds = serializers.IntegerField()
+    plan_version = serializers.IntegerField(help_text="The project's plan version now.")
+    snapshot_plan_version = serializers.IntegerField(allow_null=True)
+    plan_changed = serializers.BooleanField(
+        help_text="True when the task changed materially since your snapshot was taken."
+    )
+
+
+class EdgeTaskSerializer(serializers.Serializer):
+    dependency = DependencySerializer(source="edge")
+    task = TaskSerializer()
+
+
+class PrerequisiteSerializer(EdgeTaskSerializer):
+    latest_artifact = ArtifactSerializer(allow_null=True)
+
+
+class TaskContextSerializer(serializers.Serializer):
+    task = TaskSerializer()
+    lease = LeaseSerializer(allow_null=True)
+    reservation = ReservationSerializer(allow_null=True)
+    snapshot = SnapshotSerializer(allow_null=True)
+    plan_changed = serializers.BooleanField()
+    prerequisites = PrerequisiteSerializer(many=True)
+    dependents = EdgeTaskSerializer(many=True)
+    artifacts = ArtifactSerializer(many=True)
+
+
+class GraphNodeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    ref = serializers.CharField()
+    title = serializers.CharField()
+    state = serializers.CharField()
+    priority = serializers.IntegerField()
+    task_class = serializers.CharField()
+    milestone_id = serializers.IntegerField(allow_null=True)
+    parent_id = serializers.IntegerField(allow_null=True)
+    unmet_prerequisites = serializers.IntegerField()
+
+
+class GraphEdgeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    prerequisite_id = serializers.IntegerField()
+    dependent_id = serializers.IntegerField()
+    unlock_on = serializers.CharField()
+
+
+class GraphSerializer(serializers.Serializer):
+    project_id = serializers.IntegerField()
+    plan_version = serializers.IntegerField()
+    nodes = GraphNodeSerializer(many=True)
+    edges = GraphEdgeSerializer(many=True)
+
+
+class EventPageSerializer(serializers.Serializer):
+    results = EventSerializer(many=True)
+    next_after = serializers.IntegerField(
+        allow_null=True, help_text="Pass as `after` to read on; null when nothing was returned."
+    )

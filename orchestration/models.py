@@ -1,0 +1,462 @@
+"""The plan graph and everything that happens to it.
+
+State on these models changes only through services (``orchestration/services``); the task
+state field is protected and moves only through its ``@transition`` methods.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
+
+
+def _default_lease_ttl() -> int:
+    return settings.TASCADE["DEFAULT_LEASE_TTL_SECONDS"]
+
+
+def _default_reservation_ttl() -> int:
+    return settings.TASCADE["DEFAULT_RESERVATION_TTL_SECONDS"]
+
+
+def _default_max_attempts() -> int:
+    return settings.TASCADE["DEFAULT_MAX_ATTEMPTS"]
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    lease_ttl_seconds = models.PositiveIntegerField(default=_default_lease_ttl)
+    reservation_ttl_seconds = models.PositiveIntegerField(default=_default_reservation_ttl)
+    # Grows with every change to the plan's structure; changesets are made against it.
+    plan_version = models.PositiveIntegerField(default=1)
+    # The last task number handed out: task refs (T1, T2, …) come from it under the row lock.
+    task_number_seq = models.PositiveIntegerField(default=0, editable=False)
+    created_by = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Phase(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="phases")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Milestone(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="milestones")
+    phase = models.ForeignKey(Phase, on_delete=models.CASCADE, related_name="milestones")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TaskState(models.TextChoices):
+    BACKLOG = "backlog"
+    READY = "ready"
+    RESERVED = "reserved"
+    CLAIMED = "claimed"
+    IN_PROGRESS = "in_progress"
+    DELEGATED = "delegated"
+    IMPLEMENTED = "implemented"
+    INTEGRATED = "integrated"
+    BLOCKED = "blocked"
+    CONFLICT = "conflict"
+    ABANDONED = "abandoned"
+    CANCELLED = "cancelled"
+
+
+S = TaskState
+# A lease covers the whole time an agent holds the task.
+LEASED_STATES = (S.CLAIMED, S.IN_PROGRESS)
+# Still waiting to be taken: a plan change or a regressing prerequisite may move these freely.
+POOL_STATES = (S.BACKLOG, S.READY, S.RESERVED)
+# Neither finished nor given up: an operator may still block or cancel these.
+OPEN_STATES = (*POOL_STATES, *LEASED_STATES, S.DELEGATED, S.IMPLEMENTED, S.BLOCKED, S.CONFLICT)
+TERMINAL_STATES = (S.INTEGRATED, S.CANCELLED)
+OVERRIDE_TARGETS = (S.BACKLOG, S.READY, S.BLOCKED, S.IMPLEMENTED, S.ABANDONED, S.CANCELLED)
+
+
+class UnlockOn(models.TextChoices):
+    IMPLEMENTED = "implemented"
+    INTEGRATED = "integrated"
+
+
+# Which prerequisite states satisfy an edge of each unlock level.
+SATISFYING_STATES = {
+    UnlockOn.IMPLEMENTED: frozenset({S.IMPLEMENTED, S.INTEGRATED}),
+    UnlockOn.INTEGRATED: frozenset({S.INTEGRATED}),
+}
+
+
+class TaskClass(models.TextChoices):
+    FEATURE = "feature"
+    BUGFIX = "bugfix"
+    REFACTOR = "refactor"
+    TEST = "test"
+    DOCS = "docs"
+    INFRA = "infra"
+    MIGRATION = "migration"
+    SECURITY = "security"
+    ARCHITECTURE = "architecture"
+    REVIEW_GATE = "review_gate"
+    MERGE_GATE = "merge_gate"
+    OTHER = "other"
+
+
+class Task(ConcurrentTransitionMixin, models.Model):
+    """A unit of work. ``ref`` (``T42``) is short and unique within its project."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
+    milestone = models.ForeignKey(
+        Milestone, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    number = models.PositiveIntegerField(editable=False)
+    title = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    # {"objective": str, "acceptance_criteria": [str], "constraints": [str]}
+    work_spec = models.JSONField(default=dict, blank=True)
+    task_class = models.CharField(max_length=20, choices=TaskClass, default=TaskClass.FEATURE)
+    # Lower is more urgent: 0 is the most urgent.
+    priority = models.IntegerField(default=100)
+    capability_tags = models.JSONField(default=list, blank=True)
+    expected_paths = models.JSONField(default=list, blank=True)
+    max_attempts = models.PositiveIntegerField(default=_default_max_attempts)
+    attempt_count = models.PositiveIntegerField(default=0)
+
+    state = FSMField(default=S.BACKLOG, choices=TaskState, protected=True)
+    state_changed_at = models.DateTimeField(auto_now_add=True)
+    state_reason = models.TextField(blank=True)
+    # Readiness kept on write: incoming edges whose prerequisite has not reached its level.
+    unmet_prerequisites = models.PositiveIntegerField(default=0)
+    # Who holds the task now (lease or reservation) and until when; mirrors the live
+    # Lease/Reservation so the ready list and claim-next stay single index lookups.
+    holder = models.CharField(max_length=100, blank=True)
+    hold_expires_at = models.DateTimeField(null=True, blank=True)
+    # The last fencing token handed out; every new lease of this task gets a larger one.
+    lease_token_seq = models.PositiveIntegerField(default=0)
+    # Grows with every material change (scope, spec, dependencies, constraints).
+    material_revision = models.PositiveIntegerField(default=1)
+    implemented_by = models.CharField(max_length=100, blank=True)
+
+    created_by = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="task_unique_number"),
+        ]
+        indexes = [
+            # The ready list and claim-next: priority then age, within one project.
+            models.Index(
+                fields=["project", "priority", "created_at", "id"],
+                name="task_pool_order",
+                condition=Q(state__in=[S.READY, S.RESERVED]),
+            ),
+            # Expiry on read: held tasks whose lease or reservation has run out.
+            models.Index(
+                fields=["project", "hold_expires_at"],
+                name="task_hold_expiry",
+                condition=Q(hold_expires_at__isnull=False),
+            ),
+            models.Index(fields=["project", "state"], name="task_project_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ref} {self.title}"
+
+    @property
+    def ref(self) -> str:
+        return f"T{self.number}"
+
+    # --- transitions (called from services only) -------------------------------------
+    def _prerequisites_met(self) -> bool:
+        return self.unmet_prerequisites == 0
+
+    def _prerequisites_unmet(self) -> bool:
+        return self.unmet_prerequisites > 0
+
+    @transition(field=state, source=S.BACKLOG, target=S.READY, conditions=[_prerequisites_met])
+    def become_ready(self) -> None:
+        """The last prerequisite was satisfied."""
+
+    @transition(field=state, source=S.BACKLOG, target=S.RESERVED, conditions=[_prerequisites_met])
+    def become_ready_reserved(self) -> None:
+        """The last prerequisite was satisfied and an assignment was waiting for it."""
+
+    @transition(
+        field=state,
+        source=[S.READY, S.RESERVED, S.CLAIMED],
+        target=S.BACKLOG,
+        conditions=[_prerequisites_unmet],
+    )
+    def fall_back(self) -> None:
+        """A prerequisite regressed (or an edge was added) before the task started."""
+
+    @transition(field=state, source=S.READY, target=S.RESERVED)
+    def reserve(self) -> None:
+        pass
+
+    @transition(field=state, source=S.RESERVED, target=S.READY)
+    def unreserve(self) -> None:
+        pass
+
+    @transition(
+        field=state, source=[S.READY, S.RESERVED], target=S.CLAIMED, conditions=[_prerequisites_met]
+    )
+    def claim(self) -> None:
+        pass
+
+    @transition(field=state, source=S.CLAIMED, target=S.IN_PROGRESS)
+    def start(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=list(LEASED_STATES),
+        target=RETURN_VALUE(S.BACKLOG, S.READY, S.BLOCKED),
+    )
+    def return_to_pool(self, target: str) -> str:
+        """The lease ended without completion (released or expired)."""
+        return target
+
+    @transition(
+        field=state,
+        source=[S.RESERVED],
+        target=RETURN_VALUE(S.BACKLOG, S.READY),
+    )
+    def drop_reservation(self, target: str) -> str:
+        return target
+
+    @transition(field=state, source=S.IN_PROGRESS, target=S.IMPLEMENTED)
+    def mark_implemented(self) -> None:
+        pass
+
+    @transition(field=state, source=[s for s in OPEN_STATES if s != S.BLOCKED], target=S.BLOCKED)
+    def block(self) -> None:
+        pass
+
+    @transition(field=state, source=S.BLOCKED, target=RETURN_VALUE(S.BACKLOG, S.READY))
+    def unblock(self, target: str) -> str:
+        return target
+
+    @transition(field=state, source=[*OPEN_STATES, S.ABANDONED], target=S.CANCELLED)
+    def cancel(self) -> None:
+        pass
+
+    @transition(field=state, source=list(OPEN_STATES), target=S.ABANDONED)
+    def abandon(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=[s for s in TaskState.values if s not in TERMINAL_STATES],
+        target=RETURN_VALUE(*OVERRIDE_TARGETS),
+    )
+    def override(self, target: str) -> str:
+        """An operator forces a state, with a rationale recorded by the service."""
+        return target
+
+
+class Dependency(models.Model):
+    """``prerequisite`` must reach ``unlock_on`` before ``dependent`` may be claimed."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="dependencies")
+    prerequisite = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="outgoing")
+    dependent = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="incoming")
+    unlock_on = models.CharField(max_length=20, choices=UnlockOn, default=UnlockOn.IMPLEMENTED)
+    created_by = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "dependencies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prerequisite", "dependent"], name="dependency_unique_edge"
+            ),
+            models.CheckConstraint(
+                condition=~Q(prerequisite=models.F("dependent")), name="dependency_no_self_loop"
+            ),
+        ]
+        indexes = [models.Index(fields=["dependent", "prerequisite"], name="dependency_reverse")]
+
+    def __str__(self) -> str:
+        return f"{self.prerequisite_id} -> {self.dependent_id} ({self.unlock_on})"
+
+
+class LeaseStatus(models.TextChoices):
+    ACTIVE = "active"
+    RELEASED = "released"
+    EXPIRED = "expired"
+    COMPLETED = "completed"
+    REVOKED = "revoked"
+
+
+class Lease(models.Model):
+    """An agent's exclusive, time-bound hold on a task, fenced by ``token``."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="leases")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="leases")
+    agent = models.CharField(max_length=100)
+    token = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=LeaseStatus, default=LeaseStatus.ACTIVE)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "token"], name="lease_unique_token"),
+            # The database itself refuses a second live lease on a task.
+            models.UniqueConstraint(
+                fields=["task"],
+                condition=Q(status=LeaseStatus.ACTIVE),
+                name="lease_one_active_per_task",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"lease {self.token} on task {self.task_id} ({self.agent}, {self.status})"
+
+
+class ReservationStatus(models.TextChoices):
+    ACTIVE = "active"
+    CLAIMED = "claimed"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+class Reservation(models.Model):
+    """An operator's directed assignment: only ``assignee`` may claim the task until expiry."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="reservations")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="reservations")
+    assignee = models.CharField(max_length=100)
+    status = models.CharField(
+        max_length=20, choices=ReservationStatus, default=ReservationStatus.ACTIVE
+    )
+    expires_at = models.DateTimeField()
+    created_by = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task"],
+                condition=Q(status=ReservationStatus.ACTIVE),
+                name="reservation_one_active_per_task",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"reservation of task {self.task_id} for {self.assignee} ({self.status})"
+
+
+class ExecutionSnapshot(models.Model):
+    """The immutable contract captured when work starts: the agent finishes against this."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="snapshots")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="snapshots")
+    lease = models.OneToOneField(Lease, on_delete=models.CASCADE, related_name="snapshot")
+    plan_version = models.PositiveIntegerField()
+    material_revision = models.PositiveIntegerField()
+    spec_hash = models.CharField(max_length=64)
+    spec = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"snapshot of task {self.task_id} at plan v{self.plan_version}"
+
+
+class CheckStatus(models.TextChoices):
+    PENDING = "pending"
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class Artifact(models.Model):
+    """What an agent produced, recorded under the lease it held. Never changed afterwards."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="artifacts")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="artifacts")
+    lease = models.ForeignKey(Lease, on_delete=models.PROTECT, related_name="artifacts")
+    lease_token = models.PositiveIntegerField()
+    agent = models.CharField(max_length=100)
+    branch = models.CharField(max_length=255, blank=True)
+    commit_sha = models.CharField(max_length=64, blank=True)
+    touched_files = models.JSONField(default=list, blank=True)
+    check_status = models.CharField(max_length=20, choices=CheckStatus, default=CheckStatus.PENDING)
+    check_ref = models.CharField(max_length=500, blank=True)
+    summary = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["task", "-id"], name="artifact_latest")]
+
+    def __str__(self) -> str:
+        return f"artifact {self.pk} of task {self.task_id}"
+
+
+class Event(models.Model):
+    """The audit trail: append-only (the database refuses updates and deletes), in id order.
+
+    On PostgreSQL ``txid`` is the writing transaction's id, filled by the database; readers
+    use it to hold back events of transactions still in flight, so a cursor never skips one.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.DO_NOTHING, related_name="events")
+    task = models.ForeignKey(
+        Task, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="events"
+    )
+    kind = models.CharField(max_length=60)
+    actor = models.CharField(max_length=100)
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    txid = models.BigIntegerField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["project", "txid", "id"], name="event_project_order"),
+            models.Index(fields=["task", "id"], name="event_task_order"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind}"

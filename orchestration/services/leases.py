@@ -1,0 +1,377 @@
+"""The agent's side of the lifecycle: claim, start, heartbeat, release, implemented.
+
+Every write on a held task presents the lease's fencing token; a stale or expired token is
+refused with 409 and changes nothing (invariant 4). Expiry is checked on every read of a
+hold (invariant 5), so none of this depends on the sweep having run.
+"""
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import Q
+
+from governance.actors import Actor, Role
+from orchestration.errors import (
+    ArtifactRequired,
+    DependenciesUnmet,
+    InvalidTransition,
+    LeaseExpired,
+    LeaseStale,
+    TaskAlreadyClaimed,
+    TaskNotClaimable,
+    TaskReserved,
+)
+from orchestration.locks import lock_task
+from orchestration.models import (
+    LEASED_STATES,
+    Artifact,
+    ExecutionSnapshot,
+    Lease,
+    LeaseStatus,
+    Project,
+    ReservationStatus,
+    Task,
+    TaskState,
+)
+from orchestration.selectors import project_visible_or_404, task_visible_or_404
+from orchestration.services.events import event_record
+from orchestration.services.lifecycle import (
+    hold_expire_if_due,
+    lease_end,
+    live_lease,
+    pool_state,
+    reservation_end,
+    transition_apply,
+    unmet_incoming_edges,
+    utcnow,
+)
+from orchestration.services.sweep import holds_expire_due
+
+S = TaskState
+logger = logging.getLogger(__name__)
+
+# Claim-next tries this many candidates per call before it gives up on a burst of rivals.
+_CLAIM_NEXT_ROUNDS = 8
+
+
+def _require_live_lease(task: Task, *, actor: Actor, lease_token: int, now: datetime) -> Lease:
+    """The fencing check: ``lease_token`` must be this agent's live lease on ``task``."""
+    lease = live_lease(task)
+    if lease is None or lease.token != lease_token or lease.agent != actor.name:
+        raise LeaseStale(task_id=task.pk, presented_token=lease_token)
+    if lease.expires_at <= now:
+        raise LeaseExpired(task_id=task.pk, lease_token=lease_token, expired_at=lease.expires_at)
+    return lease
+
+
+def _grant_lease(task: Task, project: Project, *, actor: Actor, now: datetime) -> Lease:
+    """Give ``actor`` a fresh lease on a locked, claimable task, with a larger token."""
+    unmet = unmet_incoming_edges(task)
+    if unmet:
+        if task.unmet_prerequisites == 0:
+            logger.error("readiness counter drifted on task %s: %s", task.pk, unmet)
+        raise DependenciesUnmet(task_id=task.pk, unmet=unmet)
+    if task.state == S.RESERVED:
+        reservation_end(task, status=ReservationStatus.CLAIMED, reason="claimed", now=now)
+    expires_at = now + timedelta(seconds=project.lease_ttl_seconds)
+    task.lease_token_seq += 1
+    task.holder = actor.name
+    task.hold_expires_at = expires_at
+    lease = Lease.objects.create(
+        project=project,
+        task=task,
+        agent=actor.name,
+        token=task.lease_token_seq,
+        expires_at=expires_at,
+        heartbeat_at=now,
+    )
+    transition_apply(
+        task,
+        task.claim,
+        actor=actor.name,
+        kind="task.claimed",
+        now=now,
+        reason="",
+        extra_fields=("lease_token_seq",),
+        lease_token=lease.token,
+        expires_at=expires_at.isoformat(),
+    )
+    return lease
+
+
+def task_claim(*, actor: Actor, task_id: int, now: datetime | None = None) -> Lease:
+    """Claim one named task. Of N concurrent claims exactly one wins; the rest get a 409."""
+    actor.require(Role.AGENT)
+    now = now or utcnow()
+    task_visible_or_404(actor, task_id)
+    with transaction.atomic():
+        task = lock_task(task_id)
+        hold_expire_if_due(task, now=now)
+        if task.state in LEASED_STATES:
+            raise TaskAlreadyClaimed(task_id=task.pk, state=task.state)
+        if task.state == S.RESERVED and task.holder != actor.name:
+            raise TaskReserved(task_id=task.pk, expires_at=task.hold_expires_at)
+        if task.state == S.BACKLOG:
+            raise DependenciesUnmet(task_id=task.pk, unmet=unmet_incoming_edges(task))
+        if task.state not in (S.READY, S.RESERVED):
+            raise TaskNotClaimable(task_id=task.pk, state=task.state)
+        return _grant_lease(task, task.project, actor=actor, now=now)
+
+
+def _claim_candidates(project_id: int, actor: Actor, capabilities: list[str] | None):
+    """Ready tasks (and ones reserved for this agent), most urgent then oldest first."""
+    candidates = Task.objects.filter(project_id=project_id).filter(
+        Q(state=S.READY) | Q(state=S.RESERVED, holder=actor.name)
+    )
+    if capabilities is not None and connection.vendor == "postgresql":
+        candidates = candidates.filter(capability_tags__contained_by=capabilities)
+    return candidates.order_by("priority", "created_at", "id")
+
+
+def _fits(task: Task, capabilities: list[str] | None) -> bool:
+    return capabilities is None or set(task.capability_tags) <= set(capabilities)
+
+
+def task_claim_next(
+    *,
+    actor: Actor,
+    project_id: int,
+    capabilities: list[str] | None = None,
+    now: datetime | None = None,
+) -> Lease | None:
+    """Claim the most urgent ready task this agent can do, or return None if there is none.
+
+    Rivals are skipped, not waited for (``SKIP LOCKED``), so a burst of agents drains the
+    pool in parallel and no task is handed to two of them. ``capabilities=None`` means the
+    agent takes any task; a list means a task's capability tags must all be in it.
+    """
+    actor.require(Role.AGENT)
+    now = now or utcnow()
+    project = project_visible_or_404(actor, project_id)
+    holds_expire_due(project_id=project.pk, now=now)
+    skipped: set[int] = set()
+    for _round in range(_CLAIM_NEXT_ROUNDS):
+        with transaction.atomic():
+            candidates = _claim_candidates(project.pk, actor, capabilities).exclude(pk__in=skipped)
+            locked = candidates.select_for_update(skip_locked=True, no_key=True, of=("self",))
+            task = next((t for t in locked[:20] if _fits(t, capabilities)), None)
+            if task is None:
+                return None
+            if unmet_incoming_edges(task):
+                skipped.add(task.pk)  # counter drift: logged by _grant_lease's twin check
+                logger.error("ready task %s has unmet edges; skipping it", task.pk)
+                continue
+            return _grant_lease(task, project, actor=actor, now=now)
+    return None
+
+
+def _spec_of(task: Task) -> dict:
+    return {
+        "ref": task.ref,
+        "title": task.title,
+        "description": task.description,
+        "work_spec": task.work_spec,
+        "task_class": task.task_class,
+        "capability_tags": task.capability_tags,
+        "expected_paths": task.expected_paths,
+    }
+
+
+def spec_hash(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def task_start(
+    *, actor: Actor, task_id: int, lease_token: int, now: datetime | None = None
+) -> ExecutionSnapshot:
+    """Begin work: capture the execution snapshot the agent will finish against."""
+    actor.require(Role.AGENT)
+    now = now or utcnow()
+    task_visible_or_404(actor, task_id)
+    with transaction.atomic():
+        task = lock_task(task_id)
+        lease = _require_live_lease(task, actor=actor, lease_token=lease_token, now=now)
+        if task.state != S.CLAIMED:
+            raise InvalidTransition(task_id=task.pk, state=task.state, action="start")
+        project = task.project
+        spec = _spec_of(task)
+        snapshot = ExecutionSnapshot.objects.create(
+            project=project,
+            task=task,
+            lease=lease,
+            plan_version=project.plan_version,
+            material_revision=task.material_revision,
+            spec_hash=spec_hash(spec),
+            spec=spec,
+        )
+        transition_apply(
+            task,
+            task.start,
+            actor=actor.name,
+            kind="task.started",
+            now=now,
+            lease_token=lease.token,
+            plan_version=project.plan_version,
+            spec_hash=snapshot.spec_hash,
+        )
+    return snapshot
+
+
+@dataclass(frozen=True)
+class HeartbeatResult:
+    lease: Lease
+    ttl_seconds: int
+    plan_version: int
+    snapshot: ExecutionSnapshot | None
+    plan_changed: bool
+
+
+def lease_heartbeat(
+    *, actor: Actor, task_id: int, lease_token: int, now: datetime | None = None
+) -> HeartbeatResult:
+    """Extend the lease by the project's TTL and tell the agent whether its plan moved."""
+    actor.require(Role.AGENT)
+    now = now or utcnow()
+    task_visible_or_404(actor, task_id)
+    with transaction.atomic():
+        task = lock_task(task_id)
+        lease = _require_live_lease(task, actor=actor, lease_token=lease_token, now=now)
+        project = task.project
+        lease.expires_at = now + timedelta(seconds=project.lease_ttl_seconds)
+        lease.heartbeat_at = now
+        lease.save(update_fields=["expires_at", "heartbeat_at"])
+        task.hold_expires_at = lease.expires_at
+        task.save(update_fields=["hold_expires_at"])
+        snapshot = ExecutionSnapshot.objects.filter(lease=lease).first()
+    return HeartbeatResult(
+        lease=lease,
+        ttl_seconds=project.lease_ttl_seconds,
+        plan_version=project.plan_version,
+        snapshot=snapshot,
+        plan_changed=bool(snapshot and snapshot.material_revision != task.material_revision),
+    )
+
+
+def task_release(
+    *,
+    actor: Actor,
+    task_id: int,
+    lease_token: int,
+    reason: str = "",
+    now: datetime | None = None,
+) -> Task:
+    """Give the task back. Releasing started work counts as a failed attempt."""
+    actor.require(Role.AGENT)
+    now = now or utcnow()
+    task_visible_or_404(actor, task_id)
+    with transaction.atomic():
+        task = lock_task(task_id)
+        lease = _require_live_lease(task, actor=actor, lease_token=lease_token, now=now)
+        was_started = task.state == S.IN_PROGRESS
+        lease_end(task, status=LeaseStatus.RELEASED, reason=reason or "released", now=now)
+        if was_started:
+            task.attempt_count += 1
+        exhausted = was_started and task.attempt_count >= task.max_attempts
+        target = S.BLOCKED if exhausted else pool_state(task)
+        transition_apply(
+            task,
+            task.return_to_pool,
+            target,
+            actor=actor.name,
+            kind="task.released",
+            now=now,
+            reason=(
+                f"blocked after {task.attempt_count} failed attempts (max {task.max_attempts}): "
+                f"{reason}"
+                if exhausted
+                else reason or "released"
+            ),
+            extra_fields=("attempt_count",),
+            lease_token=lease.token,
+            attempt_count=task.attempt_count,
+        )
+    return task
+
+
+def task_mark_implemented(
+    *, actor: Actor, task_id: int, lease_token: int, now: datetime | None = None
+) -> Task:
+    """The agent's work is done: needs an artifact published under this very lease."""
+    actor.require(Role.AGENT)
+    now = now or utcnow()
+    task_visible_or_404(actor, task_id)
+    with transaction.atomic():
+        task = lock_task(task_id)
+        lease = _require_live_lease(task, actor=actor, lease_token=lease_token, now=now)
+        if task.state != S.IN_PROGRESS:
+            raise InvalidTransition(task_id=task.pk, state=task.state, action="implemented")
+        if not Artifact.objects.filter(lease=lease).exists():
+            raise ArtifactRequired(task_id=task.pk, lease_token=lease.token)
+        lease_end(task, status=LeaseStatus.COMPLETED, reason="implemented", now=now)
+        task.implemented_by = actor.name
+        transition_apply(
+            task,
+            task.mark_implemented,
+            actor=actor.name,
+            kind="task.implemented",
+            now=now,
+            reason="",
+            extra_fields=("implemented_by",),
+            lease_token=lease.token,
+        )
+    return task
+
+
+def artifact_publish(
+    *,
+    actor: Actor,
+    task_id: int,
+    lease_token: int,
+    branch: str = "",
+    commit_sha: str = "",
+    touched_files: list[str] | None = None,
+    check_status: str = "pending",
+    check_ref: str = "",
+    summary: str = "",
+    now: datetime | None = None,
+) -> Artifact:
+    """Record what the agent produced, under its live lease. Artifacts are never changed."""
+    actor.require(Role.AGENT)
+    now = now or utcnow()
+    task_visible_or_404(actor, task_id)
+    with transaction.atomic():
+        task = lock_task(task_id)
+        lease = _require_live_lease(task, actor=actor, lease_token=lease_token, now=now)
+        if task.state != S.IN_PROGRESS:
+            raise InvalidTransition(task_id=task.pk, state=task.state, action="publish artifact")
+        artifact = Artifact.objects.create(
+            project_id=task.project_id,
+            task=task,
+            lease=lease,
+            lease_token=lease.token,
+            agent=actor.name,
+            branch=branch,
+            commit_sha=commit_sha,
+            touched_files=touched_files or [],
+            check_status=check_status,
+            check_ref=check_ref,
+            summary=summary,
+        )
+        event_record(
+            project=task.project_id,
+            task=task,
+            kind="artifact.published",
+            actor=actor.name,
+            ref=task.ref,
+            artifact_id=artifact.pk,
+            lease_token=lease.token,
+            branch=branch,
+            commit_sha=commit_sha,
+            check_status=check_status,
+            touched_files_count=len(artifact.touched_files),
+        )
+    return artifact

@@ -1,0 +1,172 @@
+"""Tascade settings, driven by environment variables (see the table in README.md).
+
+Defaults run on a bare machine: SQLite in ``var/``, Celery tasks executed eagerly, no Redis.
+Production sets ``TASCADE_DATABASE_URL`` (PostgreSQL) and ``TASCADE_CELERY_BROKER_URL``.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from tascade.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("TASCADE_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("TASCADE_DEBUG", default=False)
+SECRET_KEY = env_str("TASCADE_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG and env_bool("TASCADE_REQUIRE_SECRET_KEY", default=False):
+        raise ImproperlyConfigured("TASCADE_SECRET_KEY must be set.")
+    # Embedded default for a local trial; production sets TASCADE_SECRET_KEY.
+    SECRET_KEY = "tascade-insecure-local-only-key-change-me-in-production-0123456789"
+
+ALLOWED_HOSTS = env_list("TASCADE_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("TASCADE_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "django_celery_beat",
+    "django_celery_results",
+    "governance",
+    "orchestration",
+    "metrics",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "tascade.urls"
+WSGI_APPLICATION = "tascade.wsgi.application"
+ASGI_APPLICATION = "tascade.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database_from_url(url: str) -> dict:
+    try:
+        config = dj_database_url.parse(url, conn_max_age=env_int("TASCADE_DB_CONN_MAX_AGE", 60))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"TASCADE_DATABASE_URL is not a database URL: {exc}") from None
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # IMMEDIATE takes SQLite's write lock when a transaction opens, so two claims
+        # serialise instead of failing with "database is locked" mid-transaction.
+        config["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+        if config["NAME"] and config["NAME"] != ":memory:":
+            Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        config["CONN_MAX_AGE"] = 0
+    elif config["ENGINE"] == "django.db.backends.postgresql":
+        config["CONN_HEALTH_CHECKS"] = True
+    return config
+
+
+DATABASE_URL = env_str("TASCADE_DATABASE_URL", f"sqlite:///{VAR_DIR / 'tascade.sqlite3'}")
+DATABASES = {"default": _database_from_url(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# --- Tascade -------------------------------------------------------------------------
+TASCADE = {
+    # A lease lasts this long unless its project says otherwise; heartbeats renew it.
+    "DEFAULT_LEASE_TTL_SECONDS": env_int("TASCADE_DEFAULT_LEASE_TTL_SECONDS", 120, minimum=5),
+    # An operator's assignment (reservation) holds the task for its assignee this long.
+    "DEFAULT_RESERVATION_TTL_SECONDS": env_int(
+        "TASCADE_DEFAULT_RESERVATION_TTL_SECONDS", 1800, minimum=5
+    ),
+    "DEFAULT_MAX_ATTEMPTS": env_int("TASCADE_DEFAULT_MAX_ATTEMPTS", 3, minimum=1),
+    "PUBLIC_URL": env_str("TASCADE_PUBLIC_URL", "http://127.0.0.1:8000"),
+}
+
+# --- API -----------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["governance.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["governance.authentication.IsApiKeyAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "tascade.api.IdCursorPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "tascade.api.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Tascade API",
+    "DESCRIPTION": (
+        "Coordination substrate for autonomous coding agents. Authenticate with "
+        "`Authorization: Bearer tsk_…`. Every error has the shape "
+        '`{"error": {"code": "…", "message": "…", "details": {…}}}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "TaskStateEnum": "orchestration.models.TaskState",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+    ],
+}
+
+# --- Celery --------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("TASCADE_CELERY_BROKER_URL", "")
+# Without a broker (the embedded default) tasks run inline, so a bare machine needs no Redis.
+CELERY_TASK_ALWAYS_EAGER = env_bool("TASCADE_CELERY_EAGER", default=not CELERY_BROKER_URL)
+CELERY_BROKER_URL = CELERY_BROKER_URL or "memory://"
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_TASK_TIME_LIMIT = env_int("TASCADE_CELERY_TASK_TIME_LIMIT", 300, minimum=1)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("TASCADE_CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("TASCADE_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
