@@ -1,5 +1,7 @@
 """Invariant 1: the dependency graph is acyclic, edges stay inside one project, no duplicates."""
 
+import itertools
+
 import pytest
 
 from orchestration.errors import DependencyCycle, DependencyExists
@@ -23,7 +25,7 @@ def test_direct_cycle_is_refused(make_task, edge):
 def test_cycle_through_a_long_path_is_refused(make_task, edge):
     """Guards against a cycle check that only looks one edge deep."""
     chain = [make_task(f"t{i}") for i in range(6)]
-    for left, right in zip(chain, chain[1:], strict=False):
+    for left, right in itertools.pairwise(chain):
         edge(left, right)
     with pytest.raises(DependencyCycle) as refused:
         edge(chain[-1], chain[0])

@@ -1,4 +1,4 @@
-"""Invariants 2–5: claims need met prerequisites, one live lease, fencing, expiry on read."""
+"""Invariants 2 to 5: claims need met prerequisites, one live lease, fencing, expiry on read."""
 
 import pytest
 from django.db import IntegrityError, transaction
