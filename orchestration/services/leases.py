@@ -37,7 +37,7 @@ from orchestration.models import (
     Task,
     TaskState,
 )
-from orchestration.selectors import project_visible_or_404, task_visible_or_404
+from orchestration.selectors import project_visible_or_404
 from orchestration.services.events import event_record
 from orchestration.services.lifecycle import (
     hold_expire_if_due,
@@ -107,9 +107,8 @@ def task_claim(*, actor: Actor, task_id: int, now: datetime | None = None) -> Le
     """Claim one named task. Of N concurrent claims exactly one wins; the rest get a 409."""
     actor.require(Role.AGENT)
     now = now or utcnow()
-    task_visible_or_404(actor, task_id)
     with transaction.atomic():
-        task = lock_task(task_id)
+        task = lock_task(task_id, actor=actor)
         hold_expire_if_due(task, now=now)
         if task.state in LEASED_STATES:
             raise TaskAlreadyClaimed(task_id=task.pk, state=task.state)
@@ -191,9 +190,8 @@ def task_start(
     """Begin work: capture the execution snapshot the agent will finish against."""
     actor.require(Role.AGENT)
     now = now or utcnow()
-    task_visible_or_404(actor, task_id)
     with transaction.atomic():
-        task = lock_task(task_id)
+        task = lock_task(task_id, actor=actor)
         lease = _require_live_lease(task, actor=actor, lease_token=lease_token, now=now)
         if task.state != S.CLAIMED:
             raise InvalidTransition(task_id=task.pk, state=task.state, action="start")
@@ -236,9 +234,8 @@ def lease_heartbeat(
     """Extend the lease by the project's TTL and tell the agent whether its plan moved."""
     actor.require(Role.AGENT)
     now = now or utcnow()
-    task_visible_or_404(actor, task_id)
     with transaction.atomic():
-        task = lock_task(task_id)
+        task = lock_task(task_id, actor=actor)
         lease = _require_live_lease(task, actor=actor, lease_token=lease_token, now=now)
         project = task.project
         lease.expires_at = now + timedelta(seconds=project.lease_ttl_seconds)
@@ -267,9 +264,8 @@ def task_release(
     """Give the task back. Releasing started work counts as a failed attempt."""
     actor.require(Role.AGENT)
     now = now or utcnow()
-    task_visible_or_404(actor, task_id)
     with transaction.atomic():
-        task = lock_task(task_id)
+        task = lock_task(task_id, actor=actor)
         lease = _require_live_lease(task, actor=actor, lease_token=lease_token, now=now)
         was_started = task.state == S.IN_PROGRESS
         lease_end(task, status=LeaseStatus.RELEASED, reason=reason or "released", now=now)
@@ -303,9 +299,8 @@ def task_mark_implemented(
     """The agent's work is done: needs an artifact published under this very lease."""
     actor.require(Role.AGENT)
     now = now or utcnow()
-    task_visible_or_404(actor, task_id)
     with transaction.atomic():
-        task = lock_task(task_id)
+        task = lock_task(task_id, actor=actor)
         lease = _require_live_lease(task, actor=actor, lease_token=lease_token, now=now)
         if task.state != S.IN_PROGRESS:
             raise InvalidTransition(task_id=task.pk, state=task.state, action="implemented")
@@ -342,9 +337,8 @@ def artifact_publish(
     """Record what the agent produced, under its live lease. Artifacts are never changed."""
     actor.require(Role.AGENT)
     now = now or utcnow()
-    task_visible_or_404(actor, task_id)
     with transaction.atomic():
-        task = lock_task(task_id)
+        task = lock_task(task_id, actor=actor)
         lease = _require_live_lease(task, actor=actor, lease_token=lease_token, now=now)
         if task.state != S.IN_PROGRESS:
             raise InvalidTransition(task_id=task.pk, state=task.state, action="publish artifact")

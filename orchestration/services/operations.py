@@ -19,7 +19,6 @@ from orchestration.models import (
     Task,
     TaskState,
 )
-from orchestration.selectors import task_visible_or_404
 from orchestration.services.events import event_record
 from orchestration.services.lifecycle import (
     hold_expire_if_due,
@@ -32,11 +31,6 @@ from orchestration.services.lifecycle import (
 from tascade.errors import InvalidInput
 
 S = TaskState
-
-
-def _locked_visible(actor: Actor, task_id: int) -> Task:
-    task_visible_or_404(actor, task_id)
-    return lock_task(task_id)
 
 
 def _require_text(value: str, field: str) -> str:
@@ -63,7 +57,7 @@ def task_assign(
     assignee = _require_text(assignee, "agent")
     now = now or utcnow()
     with transaction.atomic():
-        task = _locked_visible(actor, task_id)
+        task = lock_task(task_id, actor=actor)
         hold_expire_if_due(task, now=now, actor=actor.name)
         if task.state not in (S.BACKLOG, S.READY, S.RESERVED):
             raise InvalidTransition(
@@ -110,7 +104,7 @@ def task_unassign(*, actor: Actor, task_id: int, now: datetime | None = None) ->
     actor.require(Role.OPERATOR)
     now = now or utcnow()
     with transaction.atomic():
-        task = _locked_visible(actor, task_id)
+        task = lock_task(task_id, actor=actor)
         reservation = reservation_end(
             task, status=ReservationStatus.RELEASED, reason="unassigned", now=now
         )
@@ -144,7 +138,7 @@ def _end_holds_and_apply(
 ) -> Task:
     """Shared by block/cancel/abandon: revoke any lease or reservation, then transition."""
     with transaction.atomic():
-        task = _locked_visible(actor, task_id)
+        task = lock_task(task_id, actor=actor)
         transition = getattr(task, transition_name)
         if not _can(transition):
             raise InvalidTransition(task_id=task.pk, state=task.state, action=transition_name)
@@ -181,7 +175,7 @@ def task_unblock(*, actor: Actor, task_id: int, reason: str = "", now: datetime 
     actor.require(Role.OPERATOR)
     now = now or utcnow()
     with transaction.atomic():
-        task = _locked_visible(actor, task_id)
+        task = lock_task(task_id, actor=actor)
         if task.state != S.BLOCKED:
             raise InvalidTransition(task_id=task.pk, state=task.state, action="unblock")
         # A task blocked for exhausting its attempts gets a fresh allowance.
@@ -223,7 +217,7 @@ def task_override(
         )
     now = now or utcnow()
     with transaction.atomic():
-        task = _locked_visible(actor, task_id)
+        task = lock_task(task_id, actor=actor)
         if to_state == S.READY and task.unmet_prerequisites > 0:
             raise DependenciesUnmet(task_id=task.pk, unmet_prerequisites=task.unmet_prerequisites)
         if not _can(task.override):
