@@ -6,6 +6,7 @@ count winners, 409s and anything unexpected.
 """
 
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -146,3 +147,34 @@ def topological_order(nodes: set[int], edges: list[tuple[int, int]]) -> list[int
             if indegree[m] == 0:
                 queue.append(m)
     return order if len(order) == len(nodes) else None
+
+
+def log_horizon() -> int:
+    """The event log's horizon: events of transactions below it are final and readable."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        return cursor.fetchone()[0]
+
+
+def wait_for_log_horizon(txid: int, *, timeout: float) -> bool:
+    """Wait until every transaction up to ``txid`` has ended, server-wide.
+
+    The horizon is the oldest transaction still running on the whole PostgreSQL server,
+    so other suites sharing the server can hold it back; returns False on timeout.
+    """
+    deadline = time.monotonic() + timeout
+    while log_horizon() <= txid:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def oldest_open_transaction() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, datname, now() - xact_start FROM pg_stat_activity "
+            "WHERE backend_xid IS NOT NULL ORDER BY backend_xid::text::bigint LIMIT 1"
+        )
+        row = cursor.fetchone()
+    return "none" if row is None else f"pid {row[0]} on database {row[1]}, open for {row[2]}"
