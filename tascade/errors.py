@@ -42,3 +42,10 @@ class Forbidden(DomainError):
     code = "FORBIDDEN"
     http_status = 403
     default_message = "Your role does not allow this."
+
+
+class ConcurrentUpdate(DomainError):
+    """The request kept losing a race with concurrent writers; retrying it is safe."""
+
+    code = "CONCURRENT_UPDATE"
+    default_message = "Concurrent changes kept colliding with this request; retry it."

@@ -11,6 +11,7 @@ from governance.actors import Actor, Role
 from governance.errors import ApiKeyRevoked
 from governance.models import ApiKey
 from tascade.errors import InvalidInput
+from tascade.transactions import retry_on_conflict
 
 KEY_PREFIX = "tsk_"
 
@@ -61,6 +62,7 @@ def api_key_create(
     return IssuedKey(api_key=api_key, raw_key=raw_key)
 
 
+@retry_on_conflict
 def api_key_revoke(*, actor: Actor, api_key: ApiKey) -> ApiKey:
     actor.require(Role.ADMIN)
     with transaction.atomic():

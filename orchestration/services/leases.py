@@ -50,12 +50,15 @@ from orchestration.services.lifecycle import (
     utcnow,
 )
 from orchestration.services.sweep import holds_expire_due
+from tascade.transactions import retry_on_conflict
 
 S = TaskState
 logger = logging.getLogger(__name__)
 
 # Claim-next tries this many candidates per call before it gives up on a burst of rivals.
 _CLAIM_NEXT_ROUNDS = 8
+# Lapsed holds claim-next returns to the pool before it looks (the sweep does the rest).
+_EXPIRE_ON_CLAIM_LIMIT = 20
 
 
 def _require_live_lease(task: Task, *, actor: Actor, lease_token: int, now: datetime) -> Lease:
@@ -103,6 +106,7 @@ def _grant_lease(task: Task, project: Project, *, actor: Actor, now: datetime) -
     return lease
 
 
+@retry_on_conflict
 def task_claim(*, actor: Actor, task_id: int, now: datetime | None = None) -> Lease:
     """Claim one named task. Of N concurrent claims exactly one wins; the rest get a 409."""
     actor.require(Role.AGENT)
@@ -121,20 +125,38 @@ def task_claim(*, actor: Actor, task_id: int, now: datetime | None = None) -> Le
         return _grant_lease(task, task.project, actor=actor, now=now)
 
 
-def _claim_candidates(project_id: int, actor: Actor, capabilities: list[str] | None):
-    """Ready tasks (and ones reserved for this agent), most urgent then oldest first."""
-    candidates = Task.objects.filter(project_id=project_id).filter(
-        Q(state=S.READY) | Q(state=S.RESERVED, holder=actor.name)
+def _next_candidate(
+    project_id: int, actor: Actor, capabilities: list[str] | None, skipped: set[int]
+) -> Task | None:
+    """The most urgent, then oldest, task this agent may claim now, locked; or None.
+
+    Ready tasks, and tasks reserved for this agent. On PostgreSQL exactly one row is locked
+    with SKIP LOCKED: a rival's pick is passed over, never waited for, and never blocks a
+    rival in turn. SQLite has no row locks: its IMMEDIATE transaction serialises claims, and
+    the capability filter runs in Python over the candidates in order.
+    """
+    candidates = (
+        Task.objects.filter(project_id=project_id)
+        .filter(Q(state=S.READY) | Q(state=S.RESERVED, holder=actor.name))
+        .exclude(pk__in=skipped)
+        .order_by("priority", "created_at", "id")
     )
-    if capabilities is not None and connection.vendor == "postgresql":
-        candidates = candidates.filter(capability_tags__contained_by=capabilities)
-    return candidates.order_by("priority", "created_at", "id")
+    if connection.vendor == "postgresql":
+        if capabilities is not None:
+            candidates = candidates.filter(capability_tags__contained_by=capabilities)
+        return (
+            candidates.select_related("project")
+            .select_for_update(skip_locked=True, no_key=True, of=("self",))
+            .first()
+        )
+    return next((t for t in candidates.iterator() if _fits(t, capabilities)), None)
 
 
 def _fits(task: Task, capabilities: list[str] | None) -> bool:
     return capabilities is None or set(task.capability_tags) <= set(capabilities)
 
 
+@retry_on_conflict
 def task_claim_next(
     *,
     actor: Actor,
@@ -151,20 +173,18 @@ def task_claim_next(
     actor.require(Role.AGENT)
     now = now or utcnow()
     project = project_visible_or_404(actor, project_id)
-    holds_expire_due(project_id=project.pk, now=now)
+    holds_expire_due(project_id=project.pk, now=now, limit=_EXPIRE_ON_CLAIM_LIMIT)
     skipped: set[int] = set()
     for _round in range(_CLAIM_NEXT_ROUNDS):
         with transaction.atomic():
-            candidates = _claim_candidates(project.pk, actor, capabilities).exclude(pk__in=skipped)
-            locked = candidates.select_for_update(skip_locked=True, no_key=True, of=("self",))
-            task = next((t for t in locked[:20] if _fits(t, capabilities)), None)
+            task = _next_candidate(project.pk, actor, capabilities, skipped)
             if task is None:
                 return None
-            if unmet_incoming_edges(task):
-                skipped.add(task.pk)  # counter drift: logged by _grant_lease's twin check
-                logger.error("ready task %s has unmet edges; skipping it", task.pk)
-                continue
-            return _grant_lease(task, project, actor=actor, now=now)
+            if not unmet_incoming_edges(task):
+                return _grant_lease(task, project, actor=actor, now=now)
+        # The counter said ready but the edges disagree: never hand it out; try the next.
+        logger.error("ready task %s has unmet prerequisites; skipping it", task.pk)
+        skipped.add(task.pk)
     return None
 
 
@@ -184,6 +204,7 @@ def spec_hash(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
+@retry_on_conflict
 def task_start(
     *, actor: Actor, task_id: int, lease_token: int, now: datetime | None = None
 ) -> ExecutionSnapshot:
@@ -228,6 +249,7 @@ class HeartbeatResult:
     plan_changed: bool
 
 
+@retry_on_conflict
 def lease_heartbeat(
     *, actor: Actor, task_id: int, lease_token: int, now: datetime | None = None
 ) -> HeartbeatResult:
@@ -253,6 +275,7 @@ def lease_heartbeat(
     )
 
 
+@retry_on_conflict
 def task_release(
     *,
     actor: Actor,
@@ -293,6 +316,7 @@ def task_release(
     return task
 
 
+@retry_on_conflict
 def task_mark_implemented(
     *, actor: Actor, task_id: int, lease_token: int, now: datetime | None = None
 ) -> Task:
@@ -321,6 +345,7 @@ def task_mark_implemented(
     return task
 
 
+@retry_on_conflict
 def artifact_publish(
     *,
     actor: Actor,

@@ -183,7 +183,7 @@ def readiness_propagate(task: Task, *, old_state: str, actor: str, now: datetime
             kind = "task.fell_back"
         else:
             continue
-        dependent.state_changed_at = now
+        dependent.state_changed_at = dependent.updated_at = now
         dependent.state_reason = f"prerequisite {task.ref} is {task.state}"
         events.append(
             event_build(
@@ -194,11 +194,23 @@ def readiness_propagate(task: Task, *, old_state: str, actor: str, now: datetime
             )
         )
     if revoked_lease_task_ids:
-        Lease.objects.filter(task_id__in=revoked_lease_task_ids, status=LeaseStatus.ACTIVE).update(
-            status=LeaseStatus.REVOKED,
-            ended_at=now,
-            end_reason=f"prerequisite {task.ref} regressed before work started",
-        )
+        reason = f"prerequisite {task.ref} regressed before work started"
+        revoked = Lease.objects.filter(
+            task_id__in=revoked_lease_task_ids, status=LeaseStatus.ACTIVE
+        ).select_related("task")
+        for lease in revoked:
+            events.append(
+                event_build(
+                    task=lease.task,
+                    kind="lease.revoked",
+                    actor=actor,
+                    ref=lease.task.ref,
+                    agent=lease.agent,
+                    lease_token=lease.token,
+                    reason=reason,
+                )
+            )
+        revoked.update(status=LeaseStatus.REVOKED, ended_at=now, end_reason=reason)
     Task.objects.bulk_update(
         dependents,
         [
@@ -208,6 +220,7 @@ def readiness_propagate(task: Task, *, old_state: str, actor: str, now: datetime
             "state_reason",
             "holder",
             "hold_expires_at",
+            "updated_at",
         ],
         batch_size=1000,
     )

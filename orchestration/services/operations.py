@@ -13,6 +13,7 @@ from governance.actors import Actor, Role
 from orchestration.errors import DependenciesUnmet, InvalidTransition, OverrideNotAllowed
 from orchestration.locks import lock_task
 from orchestration.models import (
+    LEASED_STATES,
     OVERRIDE_TARGETS,
     Reservation,
     ReservationStatus,
@@ -29,6 +30,7 @@ from orchestration.services.lifecycle import (
     utcnow,
 )
 from tascade.errors import InvalidInput
+from tascade.transactions import retry_on_conflict
 
 S = TaskState
 
@@ -40,6 +42,7 @@ def _require_text(value: str, field: str) -> str:
     return value
 
 
+@retry_on_conflict
 def task_assign(
     *,
     actor: Actor,
@@ -100,6 +103,7 @@ def task_assign(
     return reservation
 
 
+@retry_on_conflict
 def task_unassign(*, actor: Actor, task_id: int, now: datetime | None = None) -> Task:
     actor.require(Role.OPERATOR)
     now = now or utcnow()
@@ -151,18 +155,21 @@ def _can(bound_transition) -> bool:
     return can_proceed(bound_transition)
 
 
+@retry_on_conflict
 def task_block(*, actor: Actor, task_id: int, reason: str, now: datetime | None = None) -> Task:
     actor.require(Role.OPERATOR)
     reason = _require_text(reason, "reason")
     return _end_holds_and_apply(actor, task_id, "block", "task.blocked", reason, now or utcnow())
 
 
+@retry_on_conflict
 def task_cancel(*, actor: Actor, task_id: int, reason: str, now: datetime | None = None) -> Task:
     actor.require(Role.OPERATOR)
     reason = _require_text(reason, "reason")
     return _end_holds_and_apply(actor, task_id, "cancel", "task.cancelled", reason, now or utcnow())
 
 
+@retry_on_conflict
 def task_abandon(*, actor: Actor, task_id: int, reason: str, now: datetime | None = None) -> Task:
     actor.require(Role.OPERATOR)
     reason = _require_text(reason, "reason")
@@ -171,6 +178,7 @@ def task_abandon(*, actor: Actor, task_id: int, reason: str, now: datetime | Non
     )
 
 
+@retry_on_conflict
 def task_unblock(*, actor: Actor, task_id: int, reason: str = "", now: datetime | None = None):
     actor.require(Role.OPERATOR)
     now = now or utcnow()
@@ -193,6 +201,7 @@ def task_unblock(*, actor: Actor, task_id: int, reason: str = "", now: datetime 
     return task
 
 
+@retry_on_conflict
 def task_override(
     *,
     actor: Actor,
@@ -224,11 +233,13 @@ def task_override(
             raise OverrideNotAllowed(
                 f"A task in state {task.state} is final.", task_id=task.pk, state=task.state
             )
-        holder = task.holder
+        lease_holder = task.holder if task.state in LEASED_STATES else ""
         holds_end(task, reason=f"override: {rationale}", now=now, actor=actor.name)
         target = pool_state(task) if to_state in (S.BACKLOG, S.READY) else to_state
-        if target == S.IMPLEMENTED and not task.implemented_by:
-            task.implemented_by = holder
+        if target == S.IMPLEMENTED:
+            # Whoever made it implemented may not review it: the agent whose work it was,
+            # or, when nobody held it, the operator who forced it.
+            task.implemented_by = lease_holder or actor.name
         transition_apply(
             task,
             task.override,

@@ -27,6 +27,7 @@ from orchestration.selectors import project_visible_or_404
 from orchestration.services.events import event_record
 from orchestration.services.lifecycle import holds_end, pool_state, transition_apply, utcnow
 from tascade.errors import Forbidden, InvalidInput
+from tascade.transactions import retry_on_conflict
 
 S = TaskState
 
@@ -36,6 +37,7 @@ def _bump_plan_version(project: Project) -> None:
     project.save(update_fields=["plan_version"])
 
 
+@retry_on_conflict
 def project_create(
     *,
     actor: Actor,
@@ -66,6 +68,7 @@ def project_create(
     return project
 
 
+@retry_on_conflict
 def phase_create(
     *, actor: Actor, project_id: int, name: str, description: str = "", position: int = 0
 ) -> Phase:
@@ -83,6 +86,7 @@ def phase_create(
     return phase
 
 
+@retry_on_conflict
 def milestone_create(
     *,
     actor: Actor,
@@ -125,6 +129,7 @@ def _same_project(model, pk: int | None, project: Project, field: str):
     return obj
 
 
+@retry_on_conflict
 def task_create(
     *,
     actor: Actor,
@@ -198,6 +203,7 @@ def _reachable(start_id: int, target_id: int) -> bool:
         return cursor.fetchone() is not None
 
 
+@retry_on_conflict
 def dependency_add(
     *,
     actor: Actor,

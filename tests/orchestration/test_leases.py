@@ -281,3 +281,14 @@ def test_implemented_completes_the_lease_and_records_the_implementer(make_task):
     assert task.implemented_by == A.name
     assert lease.status == LeaseStatus.COMPLETED
     assert task.holder == ""
+
+
+def test_claim_next_capability_filter_looks_past_the_first_candidates(make_task):
+    """Guards against a filter applied to a fixed-size batch of the most urgent tasks."""
+    for i in range(25):
+        make_task(f"go{i}", priority=1, capability_tags=["go"])
+    python_task = make_task("py", priority=50, capability_tags=["python"])
+    lease = leases.task_claim_next(
+        actor=A, project_id=python_task.project_id, capabilities=["python"]
+    )
+    assert lease is not None and lease.task_id == python_task.pk

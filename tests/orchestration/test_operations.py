@@ -124,3 +124,19 @@ def test_claimed_task_cannot_be_assigned(make_task):
     claim(task, A)
     with pytest.raises(InvalidTransition):
         operations.task_assign(actor=OPERATOR, task_id=task.pk, assignee=B.name)
+
+
+def test_override_to_implemented_records_who_made_it_so(make_task):
+    """Guards against a forced completion with no implementer, which anyone could review."""
+    held, unheld = make_task("held"), make_task("unheld")
+    lease = claim(held, A)
+    leases.task_start(actor=A, task_id=held.pk, lease_token=lease.token)
+    operations.task_assign(actor=OPERATOR, task_id=unheld.pk, assignee=B.name)
+    forced_held = operations.task_override(
+        actor=OPERATOR, task_id=held.pk, to_state="implemented", rationale="merged by hand"
+    )
+    forced_unheld = operations.task_override(
+        actor=OPERATOR, task_id=unheld.pk, to_state="implemented", rationale="done elsewhere"
+    )
+    assert forced_held.implemented_by == A.name
+    assert forced_unheld.implemented_by == OPERATOR.name

@@ -98,3 +98,18 @@ def test_counter_matches_the_edges_after_a_mixed_history(make_task, edge):
         expected_pool = TaskState.BACKLOG if task.unmet_prerequisites else TaskState.READY
         if task.state in (TaskState.BACKLOG, TaskState.READY):
             assert task.state == expected_pool, task.ref
+
+
+def test_revoking_a_dependents_claim_is_recorded(make_task, edge):
+    """Guards against a lease ended by propagation without its own event."""
+    prerequisite, dependent = make_task("p"), make_task("d")
+    edge(prerequisite, dependent)
+    implement(prerequisite, A)
+    lease = claim(dependent, B)
+    touched_before = Task.objects.get(pk=dependent.pk).updated_at
+    operations.task_override(
+        actor=OPERATOR, task_id=prerequisite.pk, to_state="blocked", rationale="reverted"
+    )
+    revoked = Event.objects.get(task=dependent, kind="lease.revoked")
+    assert revoked.payload["lease_token"] == lease.token
+    assert Task.objects.get(pk=dependent.pk).updated_at > touched_before
