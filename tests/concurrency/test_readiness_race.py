@@ -1,5 +1,6 @@
 """Invariant 2: a task is claimed only if every incoming edge is satisfied at that moment."""
 
+import threading
 import time
 
 import pytest
@@ -21,7 +22,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
 DEPENDENTS = 50
 
 
-def _keep_claiming(task_id: int, name: str, *, attempts: int):
+def _keep_claiming(task_id: int, name: str, *, attempts: int, refused_once):
     """Claim until it works (or ``attempts`` refusals): returns (lease or None, refusals)."""
 
     def call():
@@ -32,6 +33,8 @@ def _keep_claiming(task_id: int, name: str, *, attempts: int):
                 return leases.task_claim(actor=actor, task_id=task_id), refusals
             except DependenciesUnmet:
                 refusals += 1
+                if refusals == 1:
+                    refused_once()
                 if refusals >= attempts:
                     return None, refusals
                 time.sleep(0.002)
@@ -57,8 +60,18 @@ def test_dependents_are_claimed_only_after_their_prerequisite_is_implemented(
     leases.task_start(actor=p_agent, task_id=prerequisite.pk, lease_token=lease.token)
     leases.artifact_publish(actor=p_agent, task_id=prerequisite.pk, lease_token=lease.token)
 
+    # P completes only once every claimer has been turned away at least once, so each
+    # dependent is contested across P's change however the threads get scheduled.
+    refused, all_refused, count_lock = [0], threading.Event(), threading.Lock()
+
+    def refused_once():
+        with count_lock:
+            refused[0] += 1
+            if refused[0] == DEPENDENTS:
+                all_refused.set()
+
     def implement():
-        time.sleep(0.02)  # let the claimers hammer the backlog first
+        assert all_refused.wait(20), "some claimer never reached the backlog task"
         return leases.task_mark_implemented(
             actor=p_agent, task_id=prerequisite.pk, lease_token=lease.token
         )
@@ -66,7 +79,12 @@ def test_dependents_are_claimed_only_after_their_prerequisite_is_implemented(
     # Even claimers keep trying until they win; odd ones give up after a few refusals,
     # so some dependents may still be waiting, ready, at the end.
     claimers = [
-        _keep_claiming(d.pk, f"claimer-{i}", attempts=10_000 if i % 2 == 0 else 5)
+        _keep_claiming(
+            d.pk,
+            f"claimer-{i}",
+            attempts=10_000 if i % 2 == 0 else 5,
+            refused_once=refused_once,
+        )
         for i, d in enumerate(dependents)
     ]
     outcomes = run_concurrently([implement, *claimers])
@@ -74,9 +92,6 @@ def test_dependents_are_claimed_only_after_their_prerequisite_is_implemented(
     assert all(o.ok for o in outcomes), errors_by_type(outcomes)
     implemented = Event.objects.get(task=prerequisite, kind="task.implemented")
     claimed = {lease.task_id: lease for lease, _ in (o.value for o in outcomes[1:]) if lease}
-    assert all(refusals > 0 for _, refusals in (o.value for o in outcomes[1:])), (
-        "the race never happened: some claimer only arrived after P was implemented"
-    )
     for i, dependent in enumerate(dependents):
         dependent.refresh_from_db()
         if dependent.pk in claimed:
