@@ -17,17 +17,21 @@ def actor_for_raw_key(raw_key: str) -> Actor | None:
     """The actor a raw key authenticates as, or None for an unknown or revoked key."""
     if not raw_key.startswith(KEY_PREFIX):
         return None
-    api_key = ApiKey.objects.filter(key_hash=hash_key(raw_key), revoked_at__isnull=True).first()
-    if api_key is None:
+    row = (
+        ApiKey.objects.filter(key_hash=hash_key(raw_key), revoked_at__isnull=True)
+        .values("pk", "actor", "roles", "project_id", "last_used_at")
+        .first()
+    )
+    if row is None:
         return None
     now = timezone.now()
-    if api_key.last_used_at is None or now - api_key.last_used_at > _LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    if row["last_used_at"] is None or now - row["last_used_at"] > _LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=row["pk"]).update(last_used_at=now)
     return Actor(
-        name=api_key.actor,
-        roles=frozenset(api_key.roles),
-        project_id=api_key.project_id,
-        api_key_id=api_key.pk,
+        name=row["actor"],
+        roles=frozenset(row["roles"]),
+        project_id=row["project_id"],
+        api_key_id=row["pk"],
     )
 
 

@@ -144,11 +144,7 @@ def _next_candidate(
     if connection.vendor == "postgresql":
         if capabilities is not None:
             candidates = candidates.filter(capability_tags__contained_by=capabilities)
-        return (
-            candidates.select_related("project")
-            .select_for_update(skip_locked=True, no_key=True, of=("self",))
-            .first()
-        )
+        return candidates.select_for_update(skip_locked=True, no_key=True, of=("self",)).first()
     return next((t for t in candidates.iterator() if _fits(t, capabilities)), None)
 
 
@@ -176,15 +172,16 @@ def task_claim_next(
     holds_expire_due(project_id=project.pk, now=now, limit=_EXPIRE_ON_CLAIM_LIMIT)
     skipped: set[int] = set()
     for _round in range(_CLAIM_NEXT_ROUNDS):
-        with transaction.atomic():
-            task = _next_candidate(project.pk, actor, capabilities, skipped)
-            if task is None:
-                return None
-            if not unmet_incoming_edges(task):
+        task = None
+        try:
+            with transaction.atomic():
+                task = _next_candidate(project.pk, actor, capabilities, skipped)
+                if task is None:
+                    return None
                 return _grant_lease(task, project, actor=actor, now=now)
-        # The counter said ready but the edges disagree: never hand it out; try the next.
-        logger.error("ready task %s has unmet prerequisites; skipping it", task.pk)
-        skipped.add(task.pk)
+        except DependenciesUnmet:
+            # The counter said ready but the edges disagree (logged): never hand it out.
+            skipped.add(task.pk)
     return None
 
 
@@ -291,7 +288,9 @@ def task_release(
         task = lock_task(task_id, actor=actor)
         lease = _require_live_lease(task, actor=actor, lease_token=lease_token, now=now)
         was_started = task.state == S.IN_PROGRESS
-        lease_end(task, status=LeaseStatus.RELEASED, reason=reason or "released", now=now)
+        lease_end(
+            task, status=LeaseStatus.RELEASED, reason=reason or "released", now=now, lease=lease
+        )
         if was_started:
             task.attempt_count += 1
         exhausted = was_started and task.attempt_count >= task.max_attempts
@@ -330,7 +329,7 @@ def task_mark_implemented(
             raise InvalidTransition(task_id=task.pk, state=task.state, action="implemented")
         if not Artifact.objects.filter(lease=lease).exists():
             raise ArtifactRequired(task_id=task.pk, lease_token=lease.token)
-        lease_end(task, status=LeaseStatus.COMPLETED, reason="implemented", now=now)
+        lease_end(task, status=LeaseStatus.COMPLETED, reason="implemented", now=now, lease=lease)
         task.implemented_by = actor.name
         transition_apply(
             task,

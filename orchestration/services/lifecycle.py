@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from orchestration.locks import lock_tasks
@@ -45,9 +46,11 @@ def live_lease(task: Task) -> Lease | None:
     return Lease.objects.filter(task=task, status=LeaseStatus.ACTIVE).first()
 
 
-def lease_end(task: Task, *, status: str, reason: str, now: datetime) -> Lease | None:
-    """End the task's active lease (if any) and clear the hold it put on the task."""
-    lease = live_lease(task)
+def lease_end(
+    task: Task, *, status: str, reason: str, now: datetime, lease: Lease | None = None
+) -> Lease | None:
+    """End the task's active lease (if any; pass it if already read) and clear the hold."""
+    lease = lease or live_lease(task)
     if lease is not None:
         lease.status = status
         lease.ended_at = now
@@ -166,6 +169,7 @@ def readiness_propagate(task: Task, *, old_state: str, actor: str, now: datetime
     revoked_lease_task_ids: list[int] = []
     for dependent in dependents:
         before = dependent.state
+        dependent.updated_at = now
         dependent.unmet_prerequisites += delta_by_dependent[dependent.pk]
         if dependent.unmet_prerequisites == 0 and before == S.BACKLOG:
             if dependent.holder:
@@ -183,7 +187,7 @@ def readiness_propagate(task: Task, *, old_state: str, actor: str, now: datetime
             kind = "task.fell_back"
         else:
             continue
-        dependent.state_changed_at = dependent.updated_at = now
+        dependent.state_changed_at = now
         dependent.state_reason = f"prerequisite {task.ref} is {task.state}"
         events.append(
             event_build(
@@ -211,20 +215,45 @@ def readiness_propagate(task: Task, *, old_state: str, actor: str, now: datetime
                 )
             )
         revoked.update(status=LeaseStatus.REVOKED, ended_at=now, end_reason=reason)
-    Task.objects.bulk_update(
-        dependents,
-        [
-            "unmet_prerequisites",
-            "state",
-            "state_changed_at",
-            "state_reason",
-            "holder",
-            "hold_expires_at",
-            "updated_at",
-        ],
-        batch_size=1000,
-    )
+    _write_dependents(dependents)
     Event.objects.bulk_create(events, batch_size=1000)
+
+
+_DEPENDENT_COLUMNS = (
+    "unmet_prerequisites",
+    "state",
+    "state_changed_at",
+    "state_reason",
+    "holder",
+    "hold_expires_at",
+    "updated_at",
+)
+
+
+def _write_dependents(dependents: list[Task]) -> None:
+    """Write the locked dependents back in one statement.
+
+    ``bulk_update`` builds a CASE arm per row and column, which costs about a second of
+    Python for a thousand dependents; on PostgreSQL one ``UPDATE … FROM unnest(…)`` of
+    column arrays does the same in a few milliseconds.
+    """
+    if connection.vendor != "postgresql":
+        Task.objects.bulk_update(dependents, list(_DEPENDENT_COLUMNS), batch_size=500)
+        return
+    table = Task._meta.db_table
+    assignments = ", ".join(f"{column} = v.{column}" for column in _DEPENDENT_COLUMNS)
+    sql = f"""
+        UPDATE {table} AS t SET {assignments}
+        FROM unnest(%s::bigint[], %s::integer[], %s::text[], %s::timestamptz[], %s::text[],
+                    %s::text[], %s::timestamptz[], %s::timestamptz[])
+             AS v(id, {", ".join(_DEPENDENT_COLUMNS)})
+        WHERE t.id = v.id
+    """
+    columns = [[d.pk for d in dependents]] + [
+        [getattr(d, column) for d in dependents] for column in _DEPENDENT_COLUMNS
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, columns)
 
 
 def unmet_incoming_edges(task: Task) -> list[dict[str, Any]]:
