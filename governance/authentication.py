@@ -5,6 +5,7 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
+from governance import key_cache
 from governance.actors import Actor
 from governance.models import ApiKey
 from governance.services.api_keys import KEY_PREFIX, hash_key
@@ -17,8 +18,12 @@ def actor_for_raw_key(raw_key: str) -> Actor | None:
     """The actor a raw key authenticates as, or None for an unknown or revoked key."""
     if not raw_key.startswith(KEY_PREFIX):
         return None
+    key_hash = hash_key(raw_key)
+    cached = key_cache.recall(key_hash)
+    if cached is not None:
+        return cached
     row = (
-        ApiKey.objects.filter(key_hash=hash_key(raw_key), revoked_at__isnull=True)
+        ApiKey.objects.filter(key_hash=key_hash, revoked_at__isnull=True)
         .values("pk", "actor", "roles", "project_id", "last_used_at")
         .first()
     )
@@ -27,12 +32,14 @@ def actor_for_raw_key(raw_key: str) -> Actor | None:
     now = timezone.now()
     if row["last_used_at"] is None or now - row["last_used_at"] > _LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=row["pk"]).update(last_used_at=now)
-    return Actor(
+    actor = Actor(
         name=row["actor"],
         roles=frozenset(row["roles"]),
         project_id=row["project_id"],
         api_key_id=row["pk"],
     )
+    key_cache.remember(key_hash, actor)
+    return actor
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

@@ -115,6 +115,8 @@ TASCADE = {
     ),
     "DEFAULT_MAX_ATTEMPTS": env_int("TASCADE_DEFAULT_MAX_ATTEMPTS", 3, minimum=1),
     "PUBLIC_URL": env_str("TASCADE_PUBLIC_URL", "http://127.0.0.1:8000"),
+    # How long each process trusts a resolved API key before asking the database again.
+    "API_KEY_CACHE_SECONDS": env_int("TASCADE_API_KEY_CACHE_SECONDS", 5, minimum=0),
 }
 
 # --- API -----------------------------------------------------------------------------

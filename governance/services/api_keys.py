@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from governance import key_cache
 from governance.actors import Actor, Role
 from governance.errors import ApiKeyRevoked
 from governance.models import ApiKey
@@ -71,4 +72,5 @@ def api_key_revoke(*, actor: Actor, api_key: ApiKey) -> ApiKey:
             raise ApiKeyRevoked(api_key_id=locked.pk)
         locked.revoked_at = timezone.now()
         locked.save(update_fields=["revoked_at"])
+        transaction.on_commit(lambda: key_cache.forget(locked.key_hash))
     return locked

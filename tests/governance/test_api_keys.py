@@ -1,9 +1,11 @@
 """API keys: shown once, stored hashed, roles checked, revocation honoured, scope enforced."""
 
 import hashlib
+import time
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from governance.models import ApiKey
 from governance.services.api_keys import api_key_create, api_key_revoke
@@ -47,10 +49,11 @@ def test_identity_comes_from_the_key_not_the_body(api, project):
     assert claimed.json()["lease"]["agent"] == "real-agent"
 
 
-def test_revoked_key_is_refused(api, project):
+def test_revoked_key_is_refused(api, project, django_capture_on_commit_callbacks):
     client = api("agent", actor="bot")
-    assert client.get("/api/v1/me/").status_code == 200
-    api_key_revoke(actor=ADMIN, api_key=ApiKey.objects.get(actor="bot"))
+    assert client.get("/api/v1/me/").status_code == 200  # now remembered by this process
+    with django_capture_on_commit_callbacks(execute=True):
+        api_key_revoke(actor=ADMIN, api_key=ApiKey.objects.get(actor="bot"))
     response = client.get("/api/v1/me/")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "UNAUTHENTICATED"
@@ -95,3 +98,15 @@ def test_bootstrap_prints_credentials_once(capsys):
     call_command("bootstrap", "--url", "http://127.0.0.1:9000")
     second = capsys.readouterr().out
     assert "tsk_" not in second and "http://127.0.0.1:9000/admin/" in second
+
+
+def test_a_key_revoked_elsewhere_stops_working_when_the_cache_lapses(api, monkeypatch):
+    """Guards against a process trusting a remembered key forever."""
+    client = api("agent", actor="bot")
+    assert client.get("/api/v1/me/").status_code == 200
+    # Revoked by another process: this one's cache is not told.
+    ApiKey.objects.filter(actor="bot").update(revoked_at=timezone.now())
+    assert client.get("/api/v1/me/").status_code == 200
+    real_monotonic = time.monotonic
+    monkeypatch.setattr(time, "monotonic", lambda: real_monotonic() + 60)
+    assert client.get("/api/v1/me/").status_code == 401
