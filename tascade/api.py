@@ -1,10 +1,21 @@
 """API plumbing shared by every app: the one error shape, pagination, schema hooks."""
 
 import logging
+import re
 
-from django.core.exceptions import PermissionDenied
+import django_filters
+from django import forms
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
+from django.db import models
 from django.http import Http404, JsonResponse
-from drf_spectacular.utils import OpenApiResponse
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -34,6 +45,21 @@ def exception_handler(exc, context):
     """Render every error in the one shape from DESIGN.md."""
     if isinstance(exc, DomainError):
         return Response({"error": exc.as_dict()}, status=exc.http_status)
+    if isinstance(exc, RequestDataTooBig):
+        # Django refuses to read the body (a SuspiciousOperation it would answer with an
+        # HTML 400 of its own): the one error shape instead, still a 400 for invalid input.
+        return Response(
+            error_body(
+                "REQUEST_TOO_LARGE",
+                "The request body is too large.",
+                {"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
+            ),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return Response(
+            error_body("MALFORMED_REQUEST", str(exc)), status=status.HTTP_400_BAD_REQUEST
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -65,12 +91,77 @@ def server_error(request):
     )
 
 
+_CURSOR_POSITION = re.compile(r"-?[0-9]{1,19}")
+
+
 class IdCursorPagination(CursorPagination):
-    """Cursor pagination on the primary key: stable under inserts, an index range scan."""
+    """Cursor pagination on the primary key: stable under inserts, an index range scan.
+
+    Every ordering it serves starts with an integer column (the id, or the ready list's
+    priority), so a cursor's position must be an integer: anything else is an invalid
+    cursor (404, like any other cursor that does not decode), never a query error.
+    """
 
     ordering = "id"
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def decode_cursor(self, request):
+        cursor = super().decode_cursor(request)
+        position = cursor.position if cursor is not None else None
+        if position is not None and not _CURSOR_POSITION.fullmatch(position):
+            raise exceptions.NotFound(self.invalid_cursor_message)
+        return cursor
+
+
+MAX_ID = 2**62
+
+
+class IntegerFilter(django_filters.NumberFilter):
+    """An integer column filtered as an integer (django-filter's default reads a decimal,
+    so ``?number=1.5`` would match 1)."""
+
+    field_class = forms.IntegerField
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
+class IdFilter(IntegerFilter):
+    """A filter on a related object's id, by value.
+
+    django-filter's default for a foreign key looks the object up among all rows and answers
+    400 when it does not exist, so a key confined to one project could learn which ids exist
+    in the others (400 for none, 200 for another project's). By value, both match nothing.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
+class ApiFilterSet(django_filters.FilterSet):
+    class Meta:
+        filter_overrides = {
+            models.ForeignKey: {"filter_class": IdFilter},
+            **{
+                field: {"filter_class": IntegerFilter}
+                for field in (
+                    models.IntegerField,
+                    models.BigIntegerField,
+                    models.SmallIntegerField,
+                    models.PositiveIntegerField,
+                    models.PositiveBigIntegerField,
+                    models.PositiveSmallIntegerField,
+                )
+            },
+        }
+
+
+class ApiFilterBackend(DjangoFilterBackend):
+    """``filterset_fields`` filtering: foreign keys by id (``IdFilter``), integers as
+    integers (``IntegerFilter``)."""
+
+    filterset_base = ApiFilterSet
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -88,7 +179,10 @@ _ERROR_MEANINGS = {
     401: "No API key, or an unknown or revoked one.",
     403: "Your role does not allow this.",
     404: "Not found, or not visible to this key.",
-    409: "A rule said no (state, lease, dependency, cycle, plan version); nothing changed.",
+    409: (
+        "A rule said no (state, lease, dependency, cycle, plan version), or concurrent "
+        "writers kept colliding with the request (CONCURRENT_UPDATE: retry it); nothing changed."
+    ),
 }
 
 

@@ -1,6 +1,8 @@
 """The agent and planner API. Each view parses input, calls one service or selector, and
 renders the result; every rule lives in ``orchestration.services``."""
 
+from contextlib import contextmanager
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
@@ -20,9 +22,8 @@ from orchestration.models import (
     Task,
 )
 from orchestration.services import leases, operations, plan
-from tascade.api import error_responses
-
-MAX_ID = 2**62
+from tascade.api import MAX_ID, ApiFilterBackend, error_responses
+from tascade.errors import InvalidInput
 
 
 def _input(serializer_class, request):
@@ -37,11 +38,28 @@ def _query(serializer_class, request):
     return serializer.validated_data
 
 
+@contextmanager
+def _request_field_names(**names: str):
+    """Name a service's field-level errors after the request's fields.
+
+    Services speak in their keyword arguments (``milestone_id``); a client reads
+    ``details.fields.<the field it sent>`` (``milestone``).
+    """
+    try:
+        yield
+    except InvalidInput as exc:
+        fields = exc.details.get("fields")
+        if isinstance(fields, dict):
+            exc.details["fields"] = {names.get(name, name): errs for name, errs in fields.items()}
+        raise
+
+
 # --- generic list / detail building blocks -------------------------------------------------
 class ProjectChildList(generics.ListAPIView):
     """Objects of one project (404 if the project is not visible), cursor-paginated by id."""
 
     model = None
+    filter_backends = [ApiFilterBackend]
     filterset_fields: list[str] = []
 
     def get_queryset(self):
@@ -83,6 +101,7 @@ def _list(model, serializer_class, tag, filters=()):
 @extend_schema(tags=["projects"])
 class ProjectListCreate(generics.ListAPIView):
     serializer_class = s.ProjectSerializer
+    filter_backends = [ApiFilterBackend]
     filterset_fields = ["slug"]
 
     def get_queryset(self):
@@ -95,7 +114,8 @@ class ProjectListCreate(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     @extend_schema(
-        request=s.ProjectCreateSerializer, responses={201: s.ProjectSerializer, **error_responses()}
+        request=s.ProjectCreateSerializer,
+        responses={201: s.ProjectSerializer, **error_responses(409)},
     )
     def post(self, request):
         project = plan.project_create(
@@ -111,11 +131,16 @@ class ProjectDetail(APIView):
         return Response(s.ProjectSerializer(project).data)
 
 
-def _child_create(create, input_serializer, output_serializer, conflict: bool = False):
-    """POST on a project's collection: one service call, 201 with the new object."""
-    errors = error_responses(409) if conflict else error_responses()
+def _child_create(create, input_serializer, output_serializer):
+    """POST on a project's collection: one service call, 201 with the new object.
 
-    @extend_schema(request=input_serializer, responses={201: output_serializer, **errors})
+    409 is documented for all of them: besides the rules (cycle, duplicate edge), every
+    writing service answers CONCURRENT_UPDATE when it keeps losing a race.
+    """
+
+    @extend_schema(
+        request=input_serializer, responses={201: output_serializer, **error_responses(409)}
+    )
     def post(self, request, project_id):
         data = dict(_input(input_serializer, request))
         obj = create(actor=request.user, project_id=project_id, **data)
@@ -129,7 +154,8 @@ class PhaseListCreate(_list(Phase, s.PhaseSerializer, "plan")):
 
 
 def _milestone_create(*, actor, project_id, phase, **data):
-    return plan.milestone_create(actor=actor, project_id=project_id, phase_id=phase, **data)
+    with _request_field_names(phase_id="phase"):
+        return plan.milestone_create(actor=actor, project_id=project_id, phase_id=phase, **data)
 
 
 class MilestoneListCreate(_list(Milestone, s.MilestoneSerializer, "plan", ["phase"])):
@@ -137,9 +163,10 @@ class MilestoneListCreate(_list(Milestone, s.MilestoneSerializer, "plan", ["phas
 
 
 def _task_create(*, actor, project_id, milestone=None, parent=None, **data):
-    return plan.task_create(
-        actor=actor, project_id=project_id, milestone_id=milestone, parent_id=parent, **data
-    )
+    with _request_field_names(milestone_id="milestone", parent_id="parent"):
+        return plan.task_create(
+            actor=actor, project_id=project_id, milestone_id=milestone, parent_id=parent, **data
+        )
 
 
 class TaskListCreate(
@@ -154,21 +181,20 @@ class TaskListCreate(
 
 
 def _dependency_create(*, actor, project_id, prerequisite, dependent, **data):
-    return plan.dependency_add(
-        actor=actor,
-        project_id=project_id,
-        prerequisite_id=prerequisite,
-        dependent_id=dependent,
-        **data,
-    )
+    with _request_field_names(prerequisite_id="prerequisite", dependent_id="dependent"):
+        return plan.dependency_add(
+            actor=actor,
+            project_id=project_id,
+            prerequisite_id=prerequisite,
+            dependent_id=dependent,
+            **data,
+        )
 
 
 class DependencyListCreate(
     _list(Dependency, s.DependencySerializer, "plan", ["prerequisite", "dependent", "unlock_on"])
 ):
-    post = _child_create(
-        _dependency_create, s.DependencyCreateSerializer, s.DependencySerializer, conflict=True
-    )
+    post = _child_create(_dependency_create, s.DependencyCreateSerializer, s.DependencySerializer)
 
 
 LeaseList = _list(Lease, s.LeaseSerializer, "leases", ["status", "task", "agent"])
@@ -321,7 +347,7 @@ class TaskClaim(APIView):
     responses={
         201: s.ClaimResultSerializer,
         204: OpenApiResponse(description="No ready task fits: nothing was claimed."),
-        **error_responses(),
+        **error_responses(409),
     },
 )
 class ClaimNext(APIView):
