@@ -7,6 +7,7 @@ state field is protected and moves only through its ``@transition`` methods.
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
 
@@ -347,6 +348,13 @@ class Lease(models.Model):
     def __str__(self) -> str:
         return f"lease {self.token} on task {self.task_id} ({self.agent}, {self.status})"
 
+    @property
+    def effective_status(self) -> str:
+        """The status as every reader must see it: a lapsed lease is expired, recorded or not."""
+        if self.status == LeaseStatus.ACTIVE and self.expires_at <= timezone.now():
+            return LeaseStatus.EXPIRED
+        return self.status
+
 
 class ReservationStatus(models.TextChoices):
     ACTIVE = "active"
@@ -382,6 +390,12 @@ class Reservation(models.Model):
 
     def __str__(self) -> str:
         return f"reservation of task {self.task_id} for {self.assignee} ({self.status})"
+
+    @property
+    def effective_status(self) -> str:
+        if self.status == ReservationStatus.ACTIVE and self.expires_at <= timezone.now():
+            return ReservationStatus.EXPIRED
+        return self.status
 
 
 class ExecutionSnapshot(models.Model):

@@ -126,7 +126,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["tascade.api.ApiFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "tascade.api.IdCursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "tascade.api.exception_handler",

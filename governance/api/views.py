@@ -8,7 +8,7 @@ from governance.api import serializers as s
 from governance.models import ApiKey
 from governance.services.api_keys import api_key_create, api_key_revoke
 from orchestration.selectors import object_visible_or_404, project_visible_or_404
-from tascade.api import ApiFilterBackend, error_responses
+from tascade.api import error_responses
 
 
 @extend_schema(tags=["auth"], responses={200: s.WhoAmISerializer, **error_responses()})
@@ -25,7 +25,6 @@ class WhoAmI(APIView):
 @extend_schema(tags=["auth"])
 class ApiKeyListCreate(generics.ListAPIView):
     serializer_class = s.ApiKeySerializer
-    filter_backends = [ApiFilterBackend]
     filterset_fields = ["actor", "project"]
 
     def get_queryset(self):

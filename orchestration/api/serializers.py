@@ -12,10 +12,12 @@ from orchestration.models import (
     Event,
     ExecutionSnapshot,
     Lease,
+    LeaseStatus,
     Milestone,
     Phase,
     Project,
     Reservation,
+    ReservationStatus,
     Task,
     TaskClass,
     UnlockOn,
@@ -56,7 +58,7 @@ DependencySerializer = _read_only(
     Dependency,
     ["id", "project", "prerequisite", "dependent", "unlock_on", "created_by", "created_at"],
 )
-LeaseSerializer = _read_only(
+_LeaseFields = _read_only(
     Lease,
     [
         "id",
@@ -72,7 +74,7 @@ LeaseSerializer = _read_only(
         "end_reason",
     ],
 )
-ReservationSerializer = _read_only(
+_ReservationFields = _read_only(
     Reservation,
     [
         "id",
@@ -87,6 +89,38 @@ ReservationSerializer = _read_only(
         "end_reason",
     ],
 )
+
+
+_EFFECTIVE_STATUS_HELP = (
+    "`expired` as soon as `expires_at` has passed, whether or not the expiry has been "
+    "recorded yet: expiry is enforced on every read."
+)
+
+
+class LeaseSerializer(_LeaseFields):
+    status = serializers.ChoiceField(
+        source="effective_status",
+        choices=LeaseStatus.choices,
+        read_only=True,
+        help_text=_EFFECTIVE_STATUS_HELP,
+    )
+
+    class Meta(_LeaseFields.Meta):
+        ref_name = "Lease"
+
+
+class ReservationSerializer(_ReservationFields):
+    status = serializers.ChoiceField(
+        source="effective_status",
+        choices=ReservationStatus.choices,
+        read_only=True,
+        help_text=_EFFECTIVE_STATUS_HELP,
+    )
+
+    class Meta(_ReservationFields.Meta):
+        ref_name = "Reservation"
+
+
 SnapshotSerializer = _read_only(
     ExecutionSnapshot,
     [

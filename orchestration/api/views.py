@@ -1,8 +1,6 @@
 """The agent and planner API. Each view parses input, calls one service or selector, and
 renders the result; every rule lives in ``orchestration.services``."""
 
-from contextlib import contextmanager
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
@@ -11,6 +9,7 @@ from rest_framework.views import APIView
 
 from orchestration import selectors
 from orchestration.api import serializers as s
+from orchestration.api.pagination import ReadyListPagination
 from orchestration.models import (
     Artifact,
     Dependency,
@@ -22,8 +21,8 @@ from orchestration.models import (
     Task,
 )
 from orchestration.services import leases, operations, plan
-from tascade.api import MAX_ID, ApiFilterBackend, error_responses
-from tascade.errors import InvalidInput
+from orchestration.services.sweep import EXPIRE_ON_READ_LIMIT, holds_expire_due
+from tascade.api import MAX_ID, error_responses
 
 
 def _input(serializer_class, request):
@@ -38,28 +37,11 @@ def _query(serializer_class, request):
     return serializer.validated_data
 
 
-@contextmanager
-def _request_field_names(**names: str):
-    """Name a service's field-level errors after the request's fields.
-
-    Services speak in their keyword arguments (``milestone_id``); a client reads
-    ``details.fields.<the field it sent>`` (``milestone``).
-    """
-    try:
-        yield
-    except InvalidInput as exc:
-        fields = exc.details.get("fields")
-        if isinstance(fields, dict):
-            exc.details["fields"] = {names.get(name, name): errs for name, errs in fields.items()}
-        raise
-
-
 # --- generic list / detail building blocks -------------------------------------------------
 class ProjectChildList(generics.ListAPIView):
     """Objects of one project (404 if the project is not visible), cursor-paginated by id."""
 
     model = None
-    filter_backends = [ApiFilterBackend]
     filterset_fields: list[str] = []
 
     def get_queryset(self):
@@ -101,7 +83,6 @@ def _list(model, serializer_class, tag, filters=()):
 @extend_schema(tags=["projects"])
 class ProjectListCreate(generics.ListAPIView):
     serializer_class = s.ProjectSerializer
-    filter_backends = [ApiFilterBackend]
     filterset_fields = ["slug"]
 
     def get_queryset(self):
@@ -154,8 +135,7 @@ class PhaseListCreate(_list(Phase, s.PhaseSerializer, "plan")):
 
 
 def _milestone_create(*, actor, project_id, phase, **data):
-    with _request_field_names(phase_id="phase"):
-        return plan.milestone_create(actor=actor, project_id=project_id, phase_id=phase, **data)
+    return plan.milestone_create(actor=actor, project_id=project_id, phase_id=phase, **data)
 
 
 class MilestoneListCreate(_list(Milestone, s.MilestoneSerializer, "plan", ["phase"])):
@@ -163,10 +143,9 @@ class MilestoneListCreate(_list(Milestone, s.MilestoneSerializer, "plan", ["phas
 
 
 def _task_create(*, actor, project_id, milestone=None, parent=None, **data):
-    with _request_field_names(milestone_id="milestone", parent_id="parent"):
-        return plan.task_create(
-            actor=actor, project_id=project_id, milestone_id=milestone, parent_id=parent, **data
-        )
+    return plan.task_create(
+        actor=actor, project_id=project_id, milestone_id=milestone, parent_id=parent, **data
+    )
 
 
 class TaskListCreate(
@@ -181,14 +160,13 @@ class TaskListCreate(
 
 
 def _dependency_create(*, actor, project_id, prerequisite, dependent, **data):
-    with _request_field_names(prerequisite_id="prerequisite", dependent_id="dependent"):
-        return plan.dependency_add(
-            actor=actor,
-            project_id=project_id,
-            prerequisite_id=prerequisite,
-            dependent_id=dependent,
-            **data,
-        )
+    return plan.dependency_add(
+        actor=actor,
+        project_id=project_id,
+        prerequisite_id=prerequisite,
+        dependent_id=dependent,
+        **data,
+    )
 
 
 class DependencyListCreate(
@@ -218,12 +196,16 @@ SnapshotDetail = _detail(ExecutionSnapshot, s.SnapshotSerializer, "tasks")
 class ReadyQuerySerializer(serializers.Serializer):
     capabilities = serializers.CharField(
         required=False,
+        allow_blank=True,
         max_length=2000,
-        help_text="Comma-separated. Omit to list every ready task.",
+        help_text=(
+            "Comma-separated. Omit to list every ready task; otherwise only tasks whose "
+            "capability tags are all listed (empty: untagged tasks only), as in claim-next."
+        ),
     )
 
 
-def _capabilities(raw: str | None) -> list[str] | None:
+def _comma_list(raw: str | None) -> list[str] | None:
     if raw is None:
         return None
     return [c.strip() for c in raw.split(",") if c.strip()]
@@ -236,24 +218,22 @@ def _capabilities(raw: str | None) -> list[str] | None:
 )
 class ReadyList(generics.ListAPIView):
     """Tasks an agent may claim now, most urgent then oldest first (reserved ones included
-    only for their assignee): the order claim-next offers them in."""
+    only for their assignee): the order claim-next offers them in. Lapsed leases and
+    reservations in the project are expired first, exactly as claim-next does."""
 
     serializer_class = s.TaskSerializer
     filter_backends = []
+    pagination_class = ReadyListPagination
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Task.objects.none()
         query = _query(ReadyQuerySerializer, self.request)
+        project = selectors.project_visible_or_404(self.request.user, self.kwargs["project_id"])
+        holds_expire_due(project_id=project.pk, limit=EXPIRE_ON_READ_LIMIT)
         return selectors.ready_tasks(
-            self.request.user, self.kwargs["project_id"], _capabilities(query.get("capabilities"))
+            self.request.user, project.pk, _comma_list(query.get("capabilities"))
         )
-
-    @property
-    def paginator(self):
-        paginator = super().paginator
-        paginator.ordering = ("priority", "created_at", "id")
-        return paginator
 
 
 @extend_schema(
@@ -298,7 +278,7 @@ class EventList(APIView):
             project_id,
             after=query.get("after"),
             task_id=query.get("task"),
-            kinds=_capabilities(query.get("kind")),
+            kinds=_comma_list(query.get("kind")),
             limit=query["limit"],
         )
         return Response(

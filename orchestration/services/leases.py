@@ -49,7 +49,7 @@ from orchestration.services.lifecycle import (
     unmet_incoming_edges,
     utcnow,
 )
-from orchestration.services.sweep import holds_expire_due
+from orchestration.services.sweep import EXPIRE_ON_READ_LIMIT, holds_expire_due
 from tascade.transactions import retry_on_conflict
 
 S = TaskState
@@ -57,8 +57,6 @@ logger = logging.getLogger(__name__)
 
 # Claim-next tries this many candidates per call before it gives up on a burst of rivals.
 _CLAIM_NEXT_ROUNDS = 8
-# Lapsed holds claim-next returns to the pool before it looks (the sweep does the rest).
-_EXPIRE_ON_CLAIM_LIMIT = 20
 
 
 def _require_live_lease(task: Task, *, actor: Actor, lease_token: int, now: datetime) -> Lease:
@@ -169,7 +167,7 @@ def task_claim_next(
     actor.require(Role.AGENT)
     now = now or utcnow()
     project = project_visible_or_404(actor, project_id)
-    holds_expire_due(project_id=project.pk, now=now, limit=_EXPIRE_ON_CLAIM_LIMIT)
+    holds_expire_due(project_id=project.pk, now=now, limit=EXPIRE_ON_READ_LIMIT)
     skipped: set[int] = set()
     for _round in range(_CLAIM_NEXT_ROUNDS):
         task = None

@@ -150,8 +150,8 @@ def task_create(
     now = utcnow()
     with transaction.atomic():
         project = lock_project(project_id)
-        milestone = _same_project(Milestone, milestone_id, project, "milestone_id")
-        parent = _same_project(Task, parent_id, project, "parent_id")
+        milestone = _same_project(Milestone, milestone_id, project, "milestone")
+        parent = _same_project(Task, parent_id, project, "parent")
         project.task_number_seq += 1
         project.plan_version += 1
         project.save(update_fields=["task_number_seq", "plan_version"])
@@ -219,8 +219,8 @@ def dependency_add(
     now = now or utcnow()
     with transaction.atomic():
         project = lock_project(project_id)
-        prerequisite = _same_project(Task, prerequisite_id, project, "prerequisite_id")
-        dependent = _same_project(Task, dependent_id, project, "dependent_id")
+        prerequisite = _same_project(Task, prerequisite_id, project, "prerequisite")
+        dependent = _same_project(Task, dependent_id, project, "dependent")
         if prerequisite.pk == dependent.pk:
             raise DependencyCycle("A task cannot depend on itself.", task_id=dependent.pk)
         if Dependency.objects.filter(prerequisite=prerequisite, dependent=dependent).exists():

@@ -66,7 +66,7 @@ def test_edge_across_projects_is_refused(project, make_task):
         plan.dependency_add(
             actor=PLANNER, project_id=project.pk, prerequisite_id=foreign.pk, dependent_id=local.pk
         )
-    assert "prerequisite_id" in refused.value.details["fields"]
+    assert "prerequisite" in refused.value.details["fields"]
     assert Dependency.objects.count() == 0
     assert Event.objects.count() == events_before
 
