@@ -80,6 +80,14 @@ def exception_handler(exc, context):
     return None  # a real bug: Django turns it into a 500, rendered by server_error below
 
 
+def bad_request(request, exception=None):
+    return JsonResponse(error_body("BAD_REQUEST", "The request is not valid."), status=400)
+
+
+def forbidden(request, exception=None):
+    return JsonResponse(error_body("FORBIDDEN", "Not allowed."), status=403)
+
+
 def not_found(request, exception=None):
     return JsonResponse(error_body("NOT_FOUND", "Not found."), status=404)
 

@@ -10,5 +10,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
 
+handler400 = "tascade.api.bad_request"
+handler403 = "tascade.api.forbidden"
 handler404 = "tascade.api.not_found"
 handler500 = "tascade.api.server_error"

@@ -694,3 +694,14 @@ def test_409_when_a_rule_says_no_changes_nothing(api, world):
     for client, url, body, code in cases:
         assert_error(send(client, "post", url, body), 409, code)
     assert database_state() == before
+
+
+@pytest.mark.django_db
+def test_errors_raised_outside_the_api_views_keep_the_one_shape(client):
+    """Guards against Django's own HTML error pages reaching an API client."""
+    response = client.get("/api/v1/me/", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "BAD_REQUEST"
+    response = client.get("/no/such/page/")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "NOT_FOUND"
