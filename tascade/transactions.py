@@ -53,6 +53,10 @@ def retry_on_conflict(func: Callable[P, R]) -> Callable[P, R]:
                 if not _lost_a_race(exc):
                     raise
                 if attempt == attempts:
+                    if isinstance(exc, IntegrityError) and outermost:
+                        # A unique race resolves on the next attempt (which then sees the
+                        # winner's row); one that survives every attempt is a real bug.
+                        raise
                     raise ConcurrentUpdate(operation=func.__name__, attempts=attempt) from exc
                 time.sleep(random.uniform(0, 0.01 * 2**attempt))
         raise AssertionError("unreachable")

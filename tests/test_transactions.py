@@ -39,7 +39,7 @@ def test_a_deadlock_victim_is_run_again():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_race_that_keeps_losing_is_a_conflict_not_a_crash():
-    service, calls = _failing(99, lambda: IntegrityError("duplicate key"))
+    service, calls = _failing(99, _deadlock)
     with pytest.raises(ConcurrentUpdate) as refused:
         service()
     assert refused.value.http_status == 409
@@ -60,3 +60,14 @@ def test_inside_a_callers_transaction_the_race_is_reported_at_once():
     with pytest.raises(ConcurrentUpdate):
         service()
     assert len(calls) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_unique_race_is_retried_but_a_persistent_violation_stays_a_bug():
+    """Guards against a constraint bug hidden behind a 409 that looks retryable."""
+    service, calls = _failing(1, lambda: IntegrityError("duplicate key"))
+    assert service() == "done"
+    service, calls = _failing(99, lambda: IntegrityError("duplicate key"))
+    with pytest.raises(IntegrityError):
+        service()
+    assert len(calls) == 4

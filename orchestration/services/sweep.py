@@ -10,12 +10,14 @@ from django.db import transaction
 
 from orchestration.models import Task
 from orchestration.services.lifecycle import hold_expire_if_due, utcnow
+from tascade.transactions import retry_on_conflict
 
 # How many lapsed holds a read of the pool (claim-next, the ready list) expires before it
 # looks; the periodic sweep does the rest.
 EXPIRE_ON_READ_LIMIT = 20
 
 
+@retry_on_conflict
 def holds_expire_due(
     *, project_id: int | None = None, now: datetime | None = None, limit: int = 100
 ) -> int:
