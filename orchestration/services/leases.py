@@ -8,6 +8,8 @@ hold (invariant 5), so none of this depends on the sweep having run.
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -67,6 +69,21 @@ def _require_live_lease(task: Task, *, actor: Actor, lease_token: int, now: date
     if lease.expires_at <= now:
         raise LeaseExpired(task_id=task.pk, lease_token=lease_token, expired_at=lease.expires_at)
     return lease
+
+
+@contextmanager
+def _fenced_write(
+    actor: Actor, task_id: int, lease_token: int, now: datetime, *, state=None, action: str = ""
+) -> Iterator[tuple[Task, Lease]]:
+    """The transaction of every agent write on a held task: role, row lock, fencing check,
+    and (with ``state``) the state the write needs. Yields the locked task and its lease."""
+    actor.require(Role.AGENT)
+    with transaction.atomic():
+        task = lock_task(task_id, actor=actor)
+        lease = _require_live_lease(task, actor=actor, lease_token=lease_token, now=now)
+        if state is not None and task.state != state:
+            raise InvalidTransition(task_id=task.pk, state=task.state, action=action)
+        yield task, lease
 
 
 def _grant_lease(task: Task, project: Project, *, actor: Actor, now: datetime) -> Lease:
@@ -204,13 +221,9 @@ def task_start(
     *, actor: Actor, task_id: int, lease_token: int, now: datetime | None = None
 ) -> ExecutionSnapshot:
     """Begin work: capture the execution snapshot the agent will finish against."""
-    actor.require(Role.AGENT)
     now = now or utcnow()
-    with transaction.atomic():
-        task = lock_task(task_id, actor=actor)
-        lease = _require_live_lease(task, actor=actor, lease_token=lease_token, now=now)
-        if task.state != S.CLAIMED:
-            raise InvalidTransition(task_id=task.pk, state=task.state, action="start")
+    fenced = _fenced_write(actor, task_id, lease_token, now, state=S.CLAIMED, action="start")
+    with fenced as (task, lease):
         project = task.project
         spec = _spec_of(task)
         snapshot = ExecutionSnapshot.objects.create(
@@ -249,11 +262,8 @@ def lease_heartbeat(
     *, actor: Actor, task_id: int, lease_token: int, now: datetime | None = None
 ) -> HeartbeatResult:
     """Extend the lease by the project's TTL and tell the agent whether its plan moved."""
-    actor.require(Role.AGENT)
     now = now or utcnow()
-    with transaction.atomic():
-        task = lock_task(task_id, actor=actor)
-        lease = _require_live_lease(task, actor=actor, lease_token=lease_token, now=now)
+    with _fenced_write(actor, task_id, lease_token, now) as (task, lease):
         project = task.project
         lease.expires_at = now + timedelta(seconds=project.lease_ttl_seconds)
         lease.heartbeat_at = now
@@ -280,11 +290,8 @@ def task_release(
     now: datetime | None = None,
 ) -> Task:
     """Give the task back. Releasing started work counts as a failed attempt."""
-    actor.require(Role.AGENT)
     now = now or utcnow()
-    with transaction.atomic():
-        task = lock_task(task_id, actor=actor)
-        lease = _require_live_lease(task, actor=actor, lease_token=lease_token, now=now)
+    with _fenced_write(actor, task_id, lease_token, now) as (task, lease):
         was_started = task.state == S.IN_PROGRESS
         lease_end(
             task, status=LeaseStatus.RELEASED, reason=reason or "released", now=now, lease=lease
@@ -318,13 +325,10 @@ def task_mark_implemented(
     *, actor: Actor, task_id: int, lease_token: int, now: datetime | None = None
 ) -> Task:
     """The agent's work is done: needs an artifact published under this very lease."""
-    actor.require(Role.AGENT)
     now = now or utcnow()
-    with transaction.atomic():
-        task = lock_task(task_id, actor=actor)
-        lease = _require_live_lease(task, actor=actor, lease_token=lease_token, now=now)
-        if task.state != S.IN_PROGRESS:
-            raise InvalidTransition(task_id=task.pk, state=task.state, action="implemented")
+    with _fenced_write(
+        actor, task_id, lease_token, now, state=S.IN_PROGRESS, action="implemented"
+    ) as (task, lease):
         if not Artifact.objects.filter(lease=lease).exists():
             raise ArtifactRequired(task_id=task.pk, lease_token=lease.token)
         lease_end(task, status=LeaseStatus.COMPLETED, reason="implemented", now=now, lease=lease)
@@ -357,13 +361,10 @@ def artifact_publish(
     now: datetime | None = None,
 ) -> Artifact:
     """Record what the agent produced, under its live lease. Artifacts are never changed."""
-    actor.require(Role.AGENT)
     now = now or utcnow()
-    with transaction.atomic():
-        task = lock_task(task_id, actor=actor)
-        lease = _require_live_lease(task, actor=actor, lease_token=lease_token, now=now)
-        if task.state != S.IN_PROGRESS:
-            raise InvalidTransition(task_id=task.pk, state=task.state, action="publish artifact")
+    with _fenced_write(
+        actor, task_id, lease_token, now, state=S.IN_PROGRESS, action="publish artifact"
+    ) as (task, lease):
         artifact = Artifact.objects.create(
             project_id=task.project_id,
             task=task,
