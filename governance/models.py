@@ -36,3 +36,37 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class Verdict(models.TextChoices):
+    APPROVED = "approved"
+    CHANGES_REQUESTED = "changes_requested"
+    REJECTED = "rejected"
+
+
+class Review(models.Model):
+    """A reviewer's verdict on one implementation of a task.
+
+    Only an approval of the current implementation, by someone other than its implementer,
+    lets the task be integrated. Reviews are never changed afterwards.
+    """
+
+    project = models.ForeignKey(
+        "orchestration.Project", on_delete=models.CASCADE, related_name="reviews"
+    )
+    task = models.ForeignKey("orchestration.Task", on_delete=models.CASCADE, related_name="reviews")
+    implementation = models.PositiveIntegerField(
+        help_text="Which implementation of the task was reviewed (its implementation_count)."
+    )
+    implemented_by = models.CharField(max_length=100)
+    reviewer = models.CharField(max_length=100)
+    verdict = models.CharField(max_length=20, choices=Verdict)
+    rationale = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["task", "-id"], name="review_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.verdict} of task {self.task_id} by {self.reviewer}"

@@ -56,3 +56,21 @@ class DependencyExists(DomainError):
 class OverrideNotAllowed(DomainError):
     code = "OVERRIDE_NOT_ALLOWED"
     default_message = "An override cannot move the task there."
+
+
+class ApprovalRequired(DomainError):
+    code = "APPROVAL_REQUIRED"
+    default_message = (
+        "The current implementation needs an approving review by someone other than its "
+        "implementer first."
+    )
+
+
+class IntegrationQueued(DomainError):
+    code = "INTEGRATION_ALREADY_QUEUED"
+    default_message = "The task already waits in (or runs in) the integration queue."
+
+
+class IntegrationNotRunning(DomainError):
+    code = "INTEGRATION_NOT_RUNNING"
+    default_message = "Only a running integration attempt, by the one who took it, takes a result."

@@ -92,6 +92,8 @@ S = TaskState
 LEASED_STATES = (S.CLAIMED, S.IN_PROGRESS)
 # Still waiting to be taken: a plan change or a regressing prerequisite may move these freely.
 POOL_STATES = (S.BACKLOG, S.READY, S.RESERVED)
+# Offered to any agent by claim-next (reserved tasks only to their assignee).
+CLAIMABLE_STATES = (S.READY, S.CONFLICT)
 # Neither finished nor given up: an operator may still block or cancel these.
 OPEN_STATES = (*POOL_STATES, *LEASED_STATES, S.DELEGATED, S.IMPLEMENTED, S.BLOCKED, S.CONFLICT)
 TERMINAL_STATES = (S.INTEGRATED, S.CANCELLED)
@@ -162,6 +164,9 @@ class Task(ConcurrentTransitionMixin, models.Model):
     # Grows with every material change (scope, spec, dependencies, constraints).
     material_revision = models.PositiveIntegerField(default=1)
     implemented_by = models.CharField(max_length=100, blank=True)
+    # Grows each time the task becomes implemented: reviews name the implementation they judge,
+    # so an approval never carries over to reworked code.
+    implementation_count = models.PositiveIntegerField(default=0)
 
     created_by = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -177,7 +182,7 @@ class Task(ConcurrentTransitionMixin, models.Model):
             models.Index(
                 fields=["project", "priority", "created_at", "id"],
                 name="task_pool_order",
-                condition=Q(state__in=[S.READY, S.RESERVED]),
+                condition=Q(state__in=[S.READY, S.RESERVED, S.CONFLICT]),
             ),
             # Expiry on read: held tasks whose lease or reservation has run out.
             models.Index(
@@ -228,10 +233,13 @@ class Task(ConcurrentTransitionMixin, models.Model):
         pass
 
     @transition(
-        field=state, source=[S.READY, S.RESERVED], target=S.CLAIMED, conditions=[_prerequisites_met]
+        field=state,
+        source=[S.READY, S.RESERVED, S.CONFLICT],
+        target=S.CLAIMED,
+        conditions=[_prerequisites_met],
     )
     def claim(self) -> None:
-        pass
+        """Conflict tasks are claimable too: an agent takes them back to resolve the merge."""
 
     @transition(field=state, source=S.CLAIMED, target=S.IN_PROGRESS)
     def start(self) -> None:
@@ -257,6 +265,23 @@ class Task(ConcurrentTransitionMixin, models.Model):
     @transition(field=state, source=S.IN_PROGRESS, target=S.IMPLEMENTED)
     def mark_implemented(self) -> None:
         pass
+
+    @transition(field=state, source=S.IMPLEMENTED, target=S.INTEGRATED)
+    def integrate(self) -> None:
+        """Reviewed, approved by someone else, and merged (the service checks the review)."""
+
+    @transition(field=state, source=S.IMPLEMENTED, target=S.CONFLICT)
+    def mark_conflict(self) -> None:
+        """The integration attempt could not merge the branch."""
+
+    @transition(
+        field=state,
+        source=[S.IMPLEMENTED, S.CONFLICT],
+        target=RETURN_VALUE(S.BACKLOG, S.READY),
+    )
+    def rework(self, target: str) -> str:
+        """Back to work: a reviewer asked for changes, or the integration's checks failed."""
+        return target
 
     @transition(field=state, source=[s for s in OPEN_STATES if s != S.BLOCKED], target=S.BLOCKED)
     def block(self) -> None:
@@ -474,3 +499,69 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.kind}"
+
+
+class IntegrationState(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    CONFLICT = "conflict"
+    FAILED_CHECKS = "failed_checks"
+    CANCELLED = "cancelled"
+
+
+INTEGRATION_RESULTS = (
+    IntegrationState.SUCCEEDED,
+    IntegrationState.CONFLICT,
+    IntegrationState.FAILED_CHECKS,
+)
+
+
+class IntegrationAttempt(models.Model):
+    """One try at merging an approved task's branch, taken from a per-project queue in order."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="integration_attempts"
+    )
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="integration_attempts")
+    artifact = models.ForeignKey(
+        Artifact, on_delete=models.PROTECT, related_name="integration_attempts"
+    )
+    state = models.CharField(
+        max_length=20, choices=IntegrationState, default=IntegrationState.QUEUED
+    )
+    base_sha = models.CharField(max_length=64, blank=True)
+    head_sha = models.CharField(max_length=64, blank=True)
+    diagnostics = models.TextField(blank=True)
+    enqueued_by = models.CharField(max_length=100)
+    taken_by = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # A task waits in the queue (or runs) at most once at a time.
+            models.UniqueConstraint(
+                fields=["task"],
+                condition=Q(state__in=["queued", "running"]),
+                name="integration_one_open_per_task",
+            ),
+            # Merges into a project's integration branch happen one at a time, in order.
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(state="running"),
+                name="integration_one_running_per_project",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["project", "id"],
+                name="integration_queue_order",
+                condition=Q(state="queued"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"integration {self.pk} of task {self.task_id} ({self.state})"

@@ -9,6 +9,7 @@ from django.db.models.expressions import RawSQL
 
 from governance.actors import Actor
 from orchestration.models import (
+    CLAIMABLE_STATES,
     Artifact,
     Dependency,
     Event,
@@ -75,7 +76,7 @@ def ready_tasks(actor: Actor, project_id: int, capabilities: list[str] | None = 
     """
     project = project_visible_or_404(actor, project_id)
     tasks = Task.objects.filter(project=project).filter(
-        Q(state=TaskState.READY) | Q(state=TaskState.RESERVED, holder=actor.name)
+        Q(state__in=CLAIMABLE_STATES) | Q(state=TaskState.RESERVED, holder=actor.name)
     )
     if capabilities is not None:
         if connection.vendor == "postgresql":

@@ -29,6 +29,7 @@ from orchestration.errors import (
 )
 from orchestration.locks import lock_task
 from orchestration.models import (
+    CLAIMABLE_STATES,
     LEASED_STATES,
     Artifact,
     ExecutionSnapshot,
@@ -135,7 +136,7 @@ def task_claim(*, actor: Actor, task_id: int, now: datetime | None = None) -> Le
             raise TaskReserved(task_id=task.pk, expires_at=task.hold_expires_at)
         if task.state == S.BACKLOG:
             raise DependenciesUnmet(task_id=task.pk, unmet=unmet_incoming_edges(task))
-        if task.state not in (S.READY, S.RESERVED):
+        if task.state not in (*CLAIMABLE_STATES, S.RESERVED):
             raise TaskNotClaimable(task_id=task.pk, state=task.state)
         return _grant_lease(task, task.project, actor=actor, now=now)
 
@@ -152,7 +153,7 @@ def _next_candidate(
     """
     candidates = (
         Task.objects.filter(project_id=project_id)
-        .filter(Q(state=S.READY) | Q(state=S.RESERVED, holder=actor.name))
+        .filter(Q(state__in=CLAIMABLE_STATES) | Q(state=S.RESERVED, holder=actor.name))
         .exclude(pk__in=skipped)
         .order_by("priority", "created_at", "id")
     )

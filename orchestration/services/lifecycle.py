@@ -18,6 +18,8 @@ from orchestration.models import (
     SATISFYING_STATES,
     Dependency,
     Event,
+    IntegrationAttempt,
+    IntegrationState,
     Lease,
     LeaseStatus,
     Reservation,
@@ -117,6 +119,8 @@ def transition_apply(
     task.state_changed_at = now
     if reason is not None:
         task.state_reason = reason
+    if task.state == S.IMPLEMENTED:
+        task.implementation_count += 1
     task.save(
         update_fields=[
             "state",
@@ -124,10 +128,13 @@ def transition_apply(
             "state_reason",
             "holder",
             "hold_expires_at",
+            "implementation_count",
             "updated_at",
             *extra_fields,
         ]
     )
+    if old_state == S.IMPLEMENTED and task.state != S.INTEGRATED:
+        integrations_withdraw(task, actor=actor, now=now)
     event = event_record(
         project=task.project_id,
         task=task,
@@ -139,6 +146,29 @@ def transition_apply(
     )
     readiness_propagate(task, old_state=old_state, actor=actor, now=now)
     return event
+
+
+def integrations_withdraw(task: Task, *, actor: str, now: datetime) -> None:
+    """Work that leaves ``implemented`` (other than by merging) leaves the integration queue."""
+    open_attempts = IntegrationAttempt.objects.filter(
+        task=task, state__in=[IntegrationState.QUEUED, IntegrationState.RUNNING]
+    )
+    for attempt in open_attempts:
+        event_record(
+            project=task.project_id,
+            task=task,
+            kind="integration.cancelled",
+            actor=actor,
+            ref=task.ref,
+            attempt_id=attempt.pk,
+            was=attempt.state,
+            reason=f"the task moved to {task.state}",
+        )
+    open_attempts.update(
+        state=IntegrationState.CANCELLED,
+        finished_at=now,
+        diagnostics=f"withdrawn: the task moved to {task.state}",
+    )
 
 
 def readiness_propagate(task: Task, *, old_state: str, actor: str, now: datetime) -> None:

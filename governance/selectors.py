@@ -1,0 +1,52 @@
+"""Governance reads: the approval that lets a task integrate, and the review queue."""
+
+from django.db.models import Case, Exists, IntegerField, OuterRef, QuerySet, Value, When
+
+from governance.actors import Actor
+from governance.models import Review, Verdict
+from orchestration.models import Task, TaskClass, TaskState
+from orchestration.selectors import project_visible_or_404
+
+# Classes whose mistakes propagate furthest: reviewed first.
+RISKY_CLASSES = (TaskClass.ARCHITECTURE, TaskClass.MIGRATION, TaskClass.SECURITY, TaskClass.INFRA)
+
+
+def current_approval(task: Task) -> Review | None:
+    """An approval of the task's current implementation by someone other than its implementer.
+
+    Reviews are refused from the implementer when they are recorded; the check is repeated
+    here so that the rule does not rest on a single place that could be bypassed.
+    """
+    if task.state != TaskState.IMPLEMENTED:
+        return None
+    return (
+        Review.objects.filter(
+            task=task, implementation=task.implementation_count, verdict=Verdict.APPROVED
+        )
+        .exclude(reviewer=task.implemented_by)
+        .order_by("id")
+        .first()
+    )
+
+
+def review_queue(actor: Actor, project_id: int) -> QuerySet[Task]:
+    """Implemented work that nobody has approved yet: riskiest first, then longest waiting."""
+    project = project_visible_or_404(actor, project_id)
+    approved = Review.objects.filter(
+        task=OuterRef("pk"),
+        implementation=OuterRef("implementation_count"),
+        verdict=Verdict.APPROVED,
+    )
+    return (
+        Task.objects.filter(project=project, state=TaskState.IMPLEMENTED)
+        .annotate(
+            approved=Exists(approved),
+            risk=Case(
+                When(task_class__in=RISKY_CLASSES, then=Value(1)),
+                default=Value(0),
+                output_field=IntegerField(),
+            ),
+        )
+        .filter(approved=False)
+        .order_by("-risk", "state_changed_at", "id")
+    )
