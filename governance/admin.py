@@ -2,8 +2,9 @@ from django import forms
 from django.contrib import admin, messages
 
 from governance.actors import Actor, Role
-from governance.models import ApiKey
+from governance.models import ApiKey, Review
 from governance.services.api_keys import api_key_create, api_key_revoke
+from orchestration.admin import ReadOnlyAdmin
 from tascade.errors import DomainError
 
 
@@ -64,3 +65,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 api_key_revoke(actor=Actor.for_user(request.user), api_key=key)
             except DomainError as exc:
                 self.message_user(request, f"{key}: {exc.message}", messages.ERROR)
+
+
+@admin.register(Review)
+class ReviewAdmin(ReadOnlyAdmin):
+    list_display = ["id", "task", "verdict", "reviewer", "implemented_by", "created_at"]
+    list_filter = ["verdict", "project"]
+    search_fields = ["reviewer", "rationale"]

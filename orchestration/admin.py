@@ -9,6 +9,7 @@ from orchestration.models import (
     Dependency,
     Event,
     ExecutionSnapshot,
+    IntegrationAttempt,
     Lease,
     Milestone,
     Phase,
@@ -123,3 +124,9 @@ class ArtifactAdmin(ReadOnlyAdmin):
 class EventAdmin(ReadOnlyAdmin):
     list_display = ["id", "kind", "project", "task", "actor", "created_at"]
     list_filter = ["kind", "project"]
+
+
+@admin.register(IntegrationAttempt)
+class IntegrationAttemptAdmin(ReadOnlyAdmin):
+    list_display = ["id", "task", "state", "enqueued_by", "taken_by", "created_at", "finished_at"]
+    list_filter = ["state", "project"]

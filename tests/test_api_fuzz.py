@@ -38,13 +38,15 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from governance.actors import Actor, Role
-from governance.models import ApiKey
+from governance.models import ApiKey, Review
 from governance.services.api_keys import api_key_create
+from governance.services.reviews import review_record
 from orchestration.models import (
     Artifact,
     Dependency,
     Event,
     ExecutionSnapshot,
+    IntegrationAttempt,
     Lease,
     LeaseStatus,
     Milestone,
@@ -53,7 +55,7 @@ from orchestration.models import (
     Reservation,
     Task,
 )
-from orchestration.services import leases, operations, plan
+from orchestration.services import integration, leases, operations, plan
 
 CHECKS = [
     not_a_server_error,
@@ -151,6 +153,10 @@ def _seed() -> dict[str, list[int]]:
         )
     leases.task_mark_implemented(actor=AGENT, task_id=done.pk, lease_token=token)
     operations.task_assign(actor=ADMIN, task_id=reserved.pk, assignee=FUZZ_ACTOR)
+    # A reviewed, queued and running integration, so those endpoints meet real objects.
+    review_record(actor=ADMIN, task_id=done.pk, verdict="approved", rationale="looks right")
+    integration.integration_enqueue(actor=ADMIN, task_id=done.pk)
+    integration.integration_take_next(actor=ADMIN, project_id=project.pk)
 
     def ids(queryset):
         return list(queryset.order_by("id").values_list("id", flat=True))
@@ -170,6 +176,8 @@ def _seed() -> dict[str, list[int]]:
             set(Lease.objects.filter(status=LeaseStatus.ACTIVE).values_list("token", flat=True))
         ),
         "api_key": ids(ApiKey.objects.all()),
+        "review": ids(Review.objects.all()),
+        "integration": ids(IntegrationAttempt.objects.all()),
     }
 
 
@@ -206,10 +214,12 @@ _PATH_KIND = {
     "api-keys": "api_key",
     "artifacts": "artifact",
     "dependencies": "dependency",
+    "integration-attempts": "integration",
     "leases": "lease",
     "milestones": "milestone",
     "phases": "phase",
     "reservations": "reservation",
+    "reviews": "review",
     "snapshots": "snapshot",
     "tasks": "task",
 }

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from governance.actors import Role
-from governance.models import ApiKey
+from governance.models import ApiKey, Review, Verdict
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -46,3 +46,25 @@ class WhoAmISerializer(serializers.Serializer):
     actor = serializers.CharField()
     roles = serializers.ListField(child=serializers.CharField())
     project = serializers.IntegerField(allow_null=True)
+
+
+class ReviewSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Review
+        fields = [
+            "id",
+            "project",
+            "task",
+            "implementation",
+            "implemented_by",
+            "reviewer",
+            "verdict",
+            "rationale",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class ReviewCreateSerializer(serializers.Serializer):
+    verdict = serializers.ChoiceField(choices=Verdict.choices)
+    rationale = serializers.CharField(max_length=20_000)

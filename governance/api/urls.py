@@ -6,4 +6,8 @@ urlpatterns = [
     path("me/", v.WhoAmI.as_view(), name="whoami"),
     path("api-keys/", v.ApiKeyListCreate.as_view(), name="api-key-list"),
     path("api-keys/<id:pk>/revoke/", v.ApiKeyRevoke.as_view(), name="api-key-revoke"),
+    path("tasks/<id:pk>/reviews/", v.TaskReviews.as_view(), name="task-reviews"),
+    path("projects/<id:project_id>/reviews/", v.ProjectReviews.as_view(), name="review-list"),
+    path("projects/<id:project_id>/review-queue/", v.ReviewQueue.as_view(), name="review-queue"),
+    path("reviews/<id:pk>/", v.ReviewDetail.as_view(), name="review-detail"),
 ]

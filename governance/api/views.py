@@ -5,9 +5,17 @@ from rest_framework.views import APIView
 
 from governance.actors import Role
 from governance.api import serializers as s
-from governance.models import ApiKey
+from governance.models import ApiKey, Review
+from governance.selectors import review_queue
 from governance.services.api_keys import api_key_create, api_key_revoke
-from orchestration.selectors import object_visible_or_404, project_visible_or_404
+from governance.services.reviews import review_record
+from orchestration.api.serializers import TaskSerializer
+from orchestration.selectors import (
+    object_visible_or_404,
+    project_children,
+    project_visible_or_404,
+    task_visible_or_404,
+)
 from tascade.api import error_responses
 
 
@@ -74,3 +82,56 @@ class ApiKeyRevoke(APIView):
         return Response(
             s.ApiKeySerializer(api_key_revoke(actor=request.user, api_key=api_key)).data
         )
+
+
+# --- reviews ---------------------------------------------------------------------------------
+@extend_schema(tags=["reviews"])
+class TaskReviews(APIView):
+    @extend_schema(responses={200: s.ReviewSerializer(many=True), **error_responses()})
+    def get(self, request, pk):
+        task = task_visible_or_404(request.user, pk)
+        return Response(s.ReviewSerializer(Review.objects.filter(task=task), many=True).data)
+
+    @extend_schema(
+        request=s.ReviewCreateSerializer,
+        responses={201: s.ReviewSerializer, **error_responses(409)},
+    )
+    def post(self, request, pk):
+        """Approve, request changes or reject an implemented task (reviewer; never your own)."""
+        serializer = s.ReviewCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        review = review_record(actor=request.user, task_id=pk, **serializer.validated_data)
+        return Response(s.ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(
+    tags=["reviews"], responses={200: s.ReviewSerializer(many=True), **error_responses()}
+)
+class ProjectReviews(generics.ListAPIView):
+    serializer_class = s.ReviewSerializer
+    filterset_fields = ["task", "reviewer", "verdict"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Review.objects.none()
+        return project_children(Review, self.request.user, self.kwargs["project_id"])
+
+
+@extend_schema(tags=["reviews"], responses={200: s.ReviewSerializer, **error_responses()})
+class ReviewDetail(APIView):
+    def get(self, request, pk):
+        return Response(s.ReviewSerializer(object_visible_or_404(Review, request.user, pk)).data)
+
+
+@extend_schema(tags=["reviews"], responses={200: TaskSerializer(many=True), **error_responses()})
+class ReviewQueue(generics.ListAPIView):
+    """Implemented work awaiting an approval: riskiest first, then longest waiting."""
+
+    serializer_class = TaskSerializer
+    filter_backends = []
+    pagination_class = None
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Review.objects.none()
+        return review_queue(self.request.user, self.kwargs["project_id"])[:500]

@@ -5,12 +5,14 @@ import re
 from rest_framework import serializers
 
 from orchestration.models import (
+    INTEGRATION_RESULTS,
     OVERRIDE_TARGETS,
     Artifact,
     CheckStatus,
     Dependency,
     Event,
     ExecutionSnapshot,
+    IntegrationAttempt,
     Lease,
     LeaseStatus,
     Milestone,
@@ -362,3 +364,42 @@ class EventPageSerializer(serializers.Serializer):
     next_after = serializers.IntegerField(
         allow_null=True, help_text="Pass as `after` to read on; null when nothing was returned."
     )
+
+
+IntegrationAttemptSerializer = _read_only(
+    IntegrationAttempt,
+    [
+        "id",
+        "project",
+        "task",
+        "artifact",
+        "state",
+        "base_sha",
+        "head_sha",
+        "diagnostics",
+        "enqueued_by",
+        "taken_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ],
+)
+
+
+class IntegrationResultSerializer(serializers.Serializer):
+    result = serializers.ChoiceField(choices=[(r, r) for r in INTEGRATION_RESULTS])
+    base_sha = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    head_sha = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    diagnostics = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True)
+
+    def validate_base_sha(self, value: str) -> str:
+        return _valid_sha(value)
+
+    def validate_head_sha(self, value: str) -> str:
+        return _valid_sha(value)
+
+
+def _valid_sha(value: str) -> str:
+    if value and not _SHA.match(value):
+        raise serializers.ValidationError("A commit sha is 7 to 64 hexadecimal characters.")
+    return value.lower()

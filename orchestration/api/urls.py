@@ -23,6 +23,23 @@ urlpatterns = [
     path(P + "snapshots/", v.SnapshotList.as_view(), name="snapshot-list"),
     path(P + "graph/", v.ProjectGraph.as_view(), name="project-graph"),
     path(P + "events/", v.EventList.as_view(), name="event-list"),
+    path(P + "integration-attempts/", v.IntegrationAttemptList.as_view(), name="integration-list"),
+    path(
+        P + "integration-attempts/take-next/",
+        v.IntegrationTakeNext.as_view(),
+        name="integration-take-next",
+    ),
+    path(
+        "integration-attempts/<id:pk>/",
+        v.IntegrationAttemptDetail.as_view(),
+        name="integration-detail",
+    ),
+    path(
+        "integration-attempts/<id:pk>/result/",
+        v.IntegrationResult.as_view(),
+        name="integration-result",
+    ),
+    path(T + "integration/", v.TaskIntegrationEnqueue.as_view(), name="task-integration"),
     path("phases/<id:pk>/", v.PhaseDetail.as_view(), name="phase-detail"),
     path("milestones/<id:pk>/", v.MilestoneDetail.as_view(), name="milestone-detail"),
     path("dependencies/<id:pk>/", v.DependencyDetail.as_view(), name="dependency-detail"),

@@ -14,13 +14,14 @@ from orchestration.models import (
     Artifact,
     Dependency,
     ExecutionSnapshot,
+    IntegrationAttempt,
     Lease,
     Milestone,
     Phase,
     Reservation,
     Task,
 )
-from orchestration.services import leases, operations, plan
+from orchestration.services import integration, leases, operations, plan
 from orchestration.services.sweep import EXPIRE_ON_READ_LIMIT, holds_expire_due
 from tascade.api import MAX_ID, error_responses
 
@@ -490,3 +491,63 @@ TaskOverride = _operator_action(
     "Force the task's state with a rationale, recorded as an override. "
     "`backlog` and `ready` mean back to the pool; `integrated` is never a target.",
 )
+
+
+# --- the integration queue (operators and integrator processes) -------------------------------
+IntegrationAttemptList = _list(
+    IntegrationAttempt, s.IntegrationAttemptSerializer, "integration", ["state", "task"]
+)
+IntegrationAttemptDetail = _detail(
+    IntegrationAttempt, s.IntegrationAttemptSerializer, "integration"
+)
+
+
+@extend_schema(
+    tags=["integration"],
+    request=None,
+    responses={201: s.IntegrationAttemptSerializer, **error_responses(409)},
+)
+class TaskIntegrationEnqueue(APIView):
+    """Queue an approved, implemented task for integration (operator)."""
+
+    def post(self, request, pk):
+        attempt = integration.integration_enqueue(actor=request.user, task_id=pk)
+        return Response(
+            s.IntegrationAttemptSerializer(attempt).data, status=status.HTTP_201_CREATED
+        )
+
+
+@extend_schema(
+    tags=["integration"],
+    request=None,
+    responses={
+        201: s.IntegrationAttemptSerializer,
+        204: OpenApiResponse(description="Nothing queued, or an attempt is still running."),
+        **error_responses(409),
+    },
+)
+class IntegrationTakeNext(APIView):
+    """Start the oldest queued attempt of the project; merges run one at a time."""
+
+    def post(self, request, project_id):
+        attempt = integration.integration_take_next(actor=request.user, project_id=project_id)
+        if attempt is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(
+            s.IntegrationAttemptSerializer(attempt).data, status=status.HTTP_201_CREATED
+        )
+
+
+@extend_schema(
+    tags=["integration"],
+    request=s.IntegrationResultSerializer,
+    responses={200: s.IntegrationAttemptSerializer, **error_responses(409)},
+)
+class IntegrationResult(APIView):
+    """Record the result of the attempt you took: it drives the task."""
+
+    def post(self, request, pk):
+        attempt = integration.integration_record_result(
+            actor=request.user, attempt_id=pk, **_input(s.IntegrationResultSerializer, request)
+        )
+        return Response(s.IntegrationAttemptSerializer(attempt).data)

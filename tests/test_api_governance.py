@@ -1,0 +1,69 @@
+"""Reviews and integration over HTTP: identity from the key, self-review refused, queue in order."""
+
+import pytest
+
+from tests.conftest import agent
+from tests.orchestration.helpers import implement
+
+pytestmark = pytest.mark.django_db
+
+
+def test_review_then_integrate_over_the_api(api, project, make_task, edge):
+    task, dependent = make_task("t"), make_task("d")
+    edge(task, dependent, unlock_on="integrated")
+    implement(task, agent("builder"))
+    builder_reviewer = api("reviewer", actor="builder")
+    reviewer = api("reviewer", actor="rita")
+    operator = api("operator", actor="integrator")
+
+    queue = reviewer.get(f"/api/v1/projects/{project.pk}/review-queue/").json()
+    assert [t["id"] for t in queue] == [task.pk]
+
+    refused = builder_reviewer.post(
+        f"/api/v1/tasks/{task.pk}/reviews/",
+        {"verdict": "approved", "rationale": "mine"},
+        format="json",
+    )
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "SELF_REVIEW"
+
+    early = operator.post(f"/api/v1/tasks/{task.pk}/integration/")
+    assert early.json()["error"]["code"] == "APPROVAL_REQUIRED"
+
+    review = reviewer.post(
+        f"/api/v1/tasks/{task.pk}/reviews/",
+        {"verdict": "approved", "rationale": "clean"},
+        format="json",
+    )
+    assert review.status_code == 201 and review.json()["reviewer"] == "rita"
+    assert reviewer.get(f"/api/v1/projects/{project.pk}/review-queue/").json() == []
+
+    queued = operator.post(f"/api/v1/tasks/{task.pk}/integration/")
+    assert queued.status_code == 201
+    taken = operator.post(f"/api/v1/projects/{project.pk}/integration-attempts/take-next/")
+    assert taken.status_code == 201 and taken.json()["state"] == "running"
+    assert (
+        operator.post(f"/api/v1/projects/{project.pk}/integration-attempts/take-next/").status_code
+        == 204
+    )
+    result = operator.post(
+        f"/api/v1/integration-attempts/{taken.json()['id']}/result/",
+        {"result": "succeeded", "base_sha": "a" * 40, "head_sha": "b" * 40},
+        format="json",
+    )
+    assert result.status_code == 200 and result.json()["state"] == "succeeded"
+    assert reviewer.get(f"/api/v1/tasks/{task.pk}/").json()["state"] == "integrated"
+    assert reviewer.get(f"/api/v1/tasks/{dependent.pk}/").json()["state"] == "ready"
+
+
+def test_an_agent_key_cannot_review_or_integrate(api, project, make_task):
+    task = make_task()
+    implement(task, agent("builder"))
+    client = api("agent", actor="someone")
+    review = client.post(
+        f"/api/v1/tasks/{task.pk}/reviews/",
+        {"verdict": "approved", "rationale": "x"},
+        format="json",
+    )
+    assert review.status_code == 403
+    assert client.post(f"/api/v1/tasks/{task.pk}/integration/").status_code == 403
