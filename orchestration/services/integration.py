@@ -82,11 +82,14 @@ def integration_take_next(
             project=project, state=IntegrationState.RUNNING
         ).exists():
             return None
+        # The head of the queue is waited for, never skipped: skipping it would let a rival
+        # start the second attempt first. After the wait the head is no longer queued, the
+        # rival moves on to the next row, and the one-running index turns it away.
         attempt = (
             IntegrationAttempt.objects.filter(project=project, state=IntegrationState.QUEUED)
             .select_related("task")
             .order_by("id")
-            .select_for_update(skip_locked=True, no_key=True, of=("self",))
+            .select_for_update(no_key=True, of=("self",))
             .first()
         )
         if attempt is None:
