@@ -92,8 +92,20 @@ S = TaskState
 LEASED_STATES = (S.CLAIMED, S.IN_PROGRESS)
 # Still waiting to be taken: a plan change or a regressing prerequisite may move these freely.
 POOL_STATES = (S.BACKLOG, S.READY, S.RESERVED)
-# Offered to any agent by claim-next (reserved tasks only to their assignee).
+# Offered to any agent by claim-next (reserved tasks only to their assignee). A conflict task
+# keeps its state when a prerequisite regresses, so it is offered only while none is unmet.
 CLAIMABLE_STATES = (S.READY, S.CONFLICT)
+
+
+def claimable_by(agent: str) -> Q:
+    """The tasks claim-next and the ready list offer to ``agent``."""
+    return (
+        Q(state=S.READY)
+        | Q(state=S.CONFLICT, unmet_prerequisites=0)
+        | Q(state=S.RESERVED, holder=agent)
+    )
+
+
 # Neither finished nor given up: an operator may still block or cancel these.
 OPEN_STATES = (*POOL_STATES, *LEASED_STATES, S.DELEGATED, S.IMPLEMENTED, S.BLOCKED, S.CONFLICT)
 TERMINAL_STATES = (S.INTEGRATED, S.CANCELLED)
@@ -167,6 +179,11 @@ class Task(ConcurrentTransitionMixin, models.Model):
     # Grows each time the task becomes implemented: reviews name the implementation they judge,
     # so an approval never carries over to reworked code.
     implementation_count = models.PositiveIntegerField(default=0)
+    # The lease the current implementation was completed under (none when an operator forced
+    # ``implemented``): its artifacts are what integration merges.
+    implementation_lease = models.ForeignKey(
+        "Lease", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     created_by = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)

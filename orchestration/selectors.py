@@ -9,7 +9,6 @@ from django.db.models.expressions import RawSQL
 
 from governance.actors import Actor
 from orchestration.models import (
-    CLAIMABLE_STATES,
     Artifact,
     Dependency,
     Event,
@@ -20,7 +19,7 @@ from orchestration.models import (
     Reservation,
     ReservationStatus,
     Task,
-    TaskState,
+    claimable_by,
 )
 from tascade.errors import NotFound
 
@@ -75,9 +74,7 @@ def ready_tasks(actor: Actor, project_id: int, capabilities: list[str] | None = 
     Ready tasks plus those reserved for this agent. Index lookup on ``task_pool_order``.
     """
     project = project_visible_or_404(actor, project_id)
-    tasks = Task.objects.filter(project=project).filter(
-        Q(state__in=CLAIMABLE_STATES) | Q(state=TaskState.RESERVED, holder=actor.name)
-    )
+    tasks = Task.objects.filter(project=project).filter(claimable_by(actor.name))
     if capabilities is not None:
         if connection.vendor == "postgresql":
             tasks = tasks.filter(capability_tags__contained_by=capabilities)

@@ -188,6 +188,7 @@ class TaskSerializer(serializers.ModelSerializer):
             "hold_expires_at",
             "material_revision",
             "implemented_by",
+            "implementation_count",
             "created_by",
             "created_at",
             "updated_at",

@@ -50,9 +50,17 @@ def integration_enqueue(
             task=task, state__in=[IntegrationState.QUEUED, IntegrationState.RUNNING]
         ).exists():
             raise IntegrationQueued(task_id=task.pk)
-        artifact = Artifact.objects.filter(task=task).order_by("-id").first()
+        artifact = (
+            Artifact.objects.filter(lease_id=task.implementation_lease_id).order_by("-id").first()
+            if task.implementation_lease_id
+            else None
+        )
         if artifact is None:
-            raise InvalidTransition("The task has no artifact to merge.", task_id=task.pk)
+            raise InvalidTransition(
+                "The current implementation has no artifact to merge (it was forced by an "
+                "override); merge it by hand or send it back to work.",
+                task_id=task.pk,
+            )
         attempt = IntegrationAttempt.objects.create(
             project_id=task.project_id, task=task, artifact=artifact, enqueued_by=actor.name
         )
@@ -105,6 +113,7 @@ def integration_take_next(
             task=attempt.task,
             kind="integration.started",
             actor=actor.name,
+            ref=attempt.task.ref,
             attempt_id=attempt.pk,
         )
     return attempt

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Q
 
 from governance.actors import Actor, Role
 from orchestration.errors import (
@@ -39,6 +38,7 @@ from orchestration.models import (
     ReservationStatus,
     Task,
     TaskState,
+    claimable_by,
 )
 from orchestration.selectors import project_visible_or_404
 from orchestration.services.events import event_record
@@ -153,7 +153,7 @@ def _next_candidate(
     """
     candidates = (
         Task.objects.filter(project_id=project_id)
-        .filter(Q(state__in=CLAIMABLE_STATES) | Q(state=S.RESERVED, holder=actor.name))
+        .filter(claimable_by(actor.name))
         .exclude(pk__in=skipped)
         .order_by("priority", "created_at", "id")
     )
@@ -334,6 +334,7 @@ def task_mark_implemented(
             raise ArtifactRequired(task_id=task.pk, lease_token=lease.token)
         lease_end(task, status=LeaseStatus.COMPLETED, reason="implemented", now=now, lease=lease)
         task.implemented_by = actor.name
+        task.implementation_lease = lease
         transition_apply(
             task,
             task.mark_implemented,
@@ -341,7 +342,7 @@ def task_mark_implemented(
             kind="task.implemented",
             now=now,
             reason="",
-            extra_fields=("implemented_by",),
+            extra_fields=("implemented_by", "implementation_lease"),
             lease_token=lease.token,
         )
     return task

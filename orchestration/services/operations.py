@@ -240,6 +240,7 @@ def task_override(
             # Whoever made it implemented may not review it: the agent whose work it was,
             # or, when nobody held it, the operator who forced it.
             task.implemented_by = lease_holder or actor.name
+            task.implementation_lease = None  # forced: no artifact belongs to it
         transition_apply(
             task,
             task.override,
@@ -248,7 +249,7 @@ def task_override(
             kind="task.overridden",
             now=now,
             reason=rationale,
-            extra_fields=("implemented_by",),
+            extra_fields=("implemented_by", "implementation_lease"),
             override=True,
             requested_state=to_state,
         )

@@ -8,6 +8,7 @@ from orchestration.errors import (
     ApprovalRequired,
     IntegrationNotRunning,
     IntegrationQueued,
+    InvalidTransition,
 )
 from orchestration.models import IntegrationAttempt, Task, TaskState
 from orchestration.services import integration, leases, operations
@@ -124,3 +125,30 @@ def test_agents_cannot_integrate(make_task):
     _approved(task)
     with pytest.raises(Forbidden):
         integration.integration_take_next(actor=BUILDER, project_id=task.project_id)
+
+
+def test_a_forced_implementation_has_nothing_to_merge(make_task):
+    """Guards against merging an earlier implementation's artifact after an override."""
+    task = make_task()
+    implement(task, BUILDER)
+    operations.task_override(actor=OPERATOR, task_id=task.pk, to_state="ready", rationale="redo")
+    operations.task_override(
+        actor=OPERATOR, task_id=task.pk, to_state="implemented", rationale="merged by hand"
+    )
+    review_record(actor=REVIEWER, task_id=task.pk, verdict="approved", rationale="ok")
+    with pytest.raises(InvalidTransition):
+        integration.integration_enqueue(actor=OPERATOR, task_id=task.pk)
+
+
+def test_a_conflict_task_with_an_unmet_prerequisite_is_not_offered(make_task, edge):
+    prerequisite, task = make_task("p"), make_task("t")
+    edge(prerequisite, task)
+    implement(prerequisite, BUILDER)
+    attempt = _approved(task)
+    operations.task_override(
+        actor=OPERATOR, task_id=prerequisite.pk, to_state="blocked", rationale="reverted"
+    )
+    integration.integration_take_next(actor=OPERATOR, project_id=task.project_id)
+    integration.integration_record_result(actor=OPERATOR, attempt_id=attempt.pk, result="conflict")
+    assert _state(task) == TaskState.CONFLICT
+    assert leases.task_claim_next(actor=agent("fixer"), project_id=task.project_id) is None
