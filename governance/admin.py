@@ -1,8 +1,11 @@
 from django import forms
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 
 from governance.actors import Actor, Role
-from governance.models import ApiKey, Review
+from governance.models import ApiKey, Review, ReviewQueueItem
+from governance.selectors import REVIEW_QUEUE_ORDER, review_queue
 from governance.services.api_keys import api_key_create, api_key_revoke
 from orchestration.admin import ReadOnlyAdmin
 from tascade.errors import DomainError
@@ -72,3 +75,32 @@ class ReviewAdmin(ReadOnlyAdmin):
     list_display = ["id", "task", "verdict", "reviewer", "implemented_by", "created_at"]
     list_filter = ["verdict", "project"]
     search_fields = ["reviewer", "rationale"]
+
+
+@admin.register(ReviewQueueItem)
+class ReviewQueueAdmin(ReadOnlyAdmin):
+    """Implemented work awaiting approval, riskiest then oldest first; decide on its page."""
+
+    list_display = [
+        "ref",
+        "title",
+        "project",
+        "task_class",
+        "implemented_by",
+        "waiting_since",
+        "review_link",
+    ]
+    list_filter = ["project", "task_class"]
+    def get_ordering(self, request):
+        return REVIEW_QUEUE_ORDER  # orders on the selector's risk annotation
+
+    def get_queryset(self, request):
+        return review_queue(Actor.for_user(request.user), model=ReviewQueueItem)
+
+    @admin.display(description="waiting since")
+    def waiting_since(self, task):
+        return task.state_changed_at
+
+    @admin.display(description="review")
+    def review_link(self, task):
+        return format_html('<a href="{}">Review</a>', reverse("review:task", args=[task.pk]))

@@ -1,6 +1,7 @@
 from django.db import models
 
 from governance.actors import Role
+from orchestration.models import Task
 
 
 class ApiKey(models.Model):
@@ -70,3 +71,12 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"{self.verdict} of task {self.task_id} by {self.reviewer}"
+
+
+class ReviewQueueItem(Task):
+    """Implemented work as the admin review queue lists it (a view on tasks, no table)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "review queue item"
+        verbose_name_plural = "review queue"

@@ -5,7 +5,7 @@ from django.db.models import Case, Exists, IntegerField, OuterRef, QuerySet, Val
 from governance.actors import Actor
 from governance.models import Review, Verdict
 from orchestration.models import Task, TaskClass, TaskState
-from orchestration.selectors import project_visible_or_404
+from orchestration.selectors import project_visible_or_404, projects_visible
 
 # Classes whose mistakes propagate furthest: reviewed first.
 RISKY_CLASSES = (TaskClass.ARCHITECTURE, TaskClass.MIGRATION, TaskClass.SECURITY, TaskClass.INFRA)
@@ -29,16 +29,23 @@ def current_approval(task: Task) -> Review | None:
     )
 
 
-def review_queue(actor: Actor, project_id: int) -> QuerySet[Task]:
-    """Implemented work that nobody has approved yet: riskiest first, then longest waiting."""
-    project = project_visible_or_404(actor, project_id)
+def review_queue(actor: Actor, project_id: int | None = None, *, model=Task) -> QuerySet:
+    """Implemented work that nobody has approved yet: riskiest first, then longest waiting.
+
+    One project, or every project the actor may see. ``model`` lets the admin list the same
+    rows through its proxy model.
+    """
+    if project_id is not None:
+        scope = {"project": project_visible_or_404(actor, project_id)}
+    else:
+        scope = {"project__in": projects_visible(actor)}
     approved = Review.objects.filter(
         task=OuterRef("pk"),
         implementation=OuterRef("implementation_count"),
         verdict=Verdict.APPROVED,
     )
     return (
-        Task.objects.filter(project=project, state=TaskState.IMPLEMENTED)
+        model.objects.filter(state=TaskState.IMPLEMENTED, **scope)
         .annotate(
             approved=Exists(approved),
             risk=Case(
@@ -48,5 +55,8 @@ def review_queue(actor: Actor, project_id: int) -> QuerySet[Task]:
             ),
         )
         .filter(approved=False)
-        .order_by("-risk", "state_changed_at", "id")
+        .order_by(*REVIEW_QUEUE_ORDER)
     )
+
+
+REVIEW_QUEUE_ORDER = ("-risk", "state_changed_at", "id")

@@ -1,9 +1,6 @@
-from django.urls import path, register_converter
+from django.urls import path
 
 from orchestration.api import views as v
-from tascade.converters import IdConverter
-
-register_converter(IdConverter, "id")
 
 P = "projects/<id:project_id>/"
 T = "tasks/<id:pk>/"
