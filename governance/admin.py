@@ -91,6 +91,7 @@ class ReviewQueueAdmin(ReadOnlyAdmin):
         "review_link",
     ]
     list_filter = ["project", "task_class"]
+
     def get_ordering(self, request):
         return REVIEW_QUEUE_ORDER  # orders on the selector's risk annotation
 
