@@ -117,6 +117,9 @@ TASCADE = {
     "PUBLIC_URL": env_str("TASCADE_PUBLIC_URL", "http://127.0.0.1:8000"),
     # How long each process trusts a resolved API key before asking the database again.
     "API_KEY_CACHE_SECONDS": env_int("TASCADE_API_KEY_CACHE_SECONDS", 5, minimum=0),
+    # The expiry sweep runs this often (Celery beat) and stops itself after the soft limit.
+    "SWEEP_INTERVAL_SECONDS": env_int("TASCADE_SWEEP_INTERVAL_SECONDS", 15, minimum=1),
+    "SWEEP_SOFT_TIME_LIMIT": env_int("TASCADE_SWEEP_SOFT_TIME_LIMIT", 50, minimum=1),
 }
 
 # --- API -----------------------------------------------------------------------------
@@ -162,6 +165,16 @@ CELERY_RESULT_EXTENDED = True
 CELERY_TASK_TIME_LIMIT = env_int("TASCADE_CELERY_TASK_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("TASCADE_CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Schedules are defined here; the database scheduler copies them into the admin
+# (Periodic tasks), where an operator can see, pause and re-time them.
+CELERY_BEAT_SCHEDULE = {
+    "sweep-expired-holds": {
+        "task": "orchestration.sweep_expired_holds",
+        "schedule": float(TASCADE["SWEEP_INTERVAL_SECONDS"]),
+        # A sweep that could not start within two intervals is dropped: a newer one follows.
+        "options": {"expires": 2 * TASCADE["SWEEP_INTERVAL_SECONDS"]},
+    },
+}
 CELERY_TIMEZONE = TIME_ZONE
 
 LOGGING = {

@@ -7,10 +7,8 @@ from django.urls import reverse
 
 from governance.models import ApiKey
 from orchestration.models import Event, Task, TaskState
-from orchestration.services import sweep
-from orchestration.tasks import sweep_expired_holds
 from tests.conftest import agent
-from tests.orchestration.helpers import claim, later
+from tests.orchestration.helpers import claim
 
 pytestmark = pytest.mark.django_db
 
@@ -62,12 +60,3 @@ def test_api_key_is_created_in_the_admin_and_shown_once(admin_client):
     assert any("tsk_" in m for m in shown)
     key = ApiKey.objects.get(actor="bot")
     assert key.roles == ["agent"] and key.key_hash
-
-
-def test_sweep_task_expires_lapsed_leases(make_task, monkeypatch):
-    task = make_task()
-    claim(task, agent())
-    monkeypatch.setattr(sweep, "utcnow", lambda: later(10_000))
-    assert sweep_expired_holds.delay().get() == 1
-    task.refresh_from_db()
-    assert task.state == TaskState.READY
