@@ -20,8 +20,7 @@ dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
 
 run: venv
-	$(BIN)/python manage.py bootstrap --url http://$(HOST):$(PORT)
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
 test: dev
 	@createdb -h 127.0.0.1 -U postgres tascade 2>/dev/null || true

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "django_celery_results",
+    "tascade",
     "governance",
     "orchestration",
     "metrics",
@@ -156,10 +157,19 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery --------------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("TASCADE_CELERY_BROKER_URL", "")
-# Without a broker (the embedded default) tasks run inline, so a bare machine needs no Redis.
-CELERY_TASK_ALWAYS_EAGER = env_bool("TASCADE_CELERY_EAGER", default=not CELERY_BROKER_URL)
-CELERY_BROKER_URL = CELERY_BROKER_URL or "memory://"
+# The broker: TASCADE_CELERY_BROKER_URL, else REDIS_URL, else an embedded one (kombu's
+# filesystem transport under var/), so a bare machine runs web, worker and beat with no Redis.
+CELERY_BROKER_URL = env_str("TASCADE_CELERY_BROKER_URL", "") or env_str("REDIS_URL", "")
+if not CELERY_BROKER_URL:
+    _BROKER_DIR = VAR_DIR / "broker"
+    _BROKER_DIR.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_BROKER_DIR),
+        "data_folder_out": str(_BROKER_DIR),
+        "store_processed": False,
+    }
+CELERY_TASK_ALWAYS_EAGER = env_bool("TASCADE_CELERY_EAGER", default=False)
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_TIME_LIMIT = env_int("TASCADE_CELERY_TASK_TIME_LIMIT", 300, minimum=1)
