@@ -4,7 +4,15 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from governance.actors import Actor, Role
-from governance.models import ApiKey, Review, ReviewQueueItem
+from governance.models import (
+    ApiKey,
+    Checkpoint,
+    CheckpointCandidate,
+    GateDecision,
+    GateRule,
+    Review,
+    ReviewQueueItem,
+)
 from governance.selectors import REVIEW_QUEUE_ORDER, review_queue
 from governance.services.api_keys import api_key_create, api_key_revoke
 from orchestration.admin import ReadOnlyAdmin
@@ -105,3 +113,26 @@ class ReviewQueueAdmin(ReadOnlyAdmin):
     @admin.display(description="review")
     def review_link(self, task):
         return format_html('<a href="{}">Review</a>', reverse("review:task", args=[task.pk]))
+
+
+@admin.register(GateRule)
+class GateRuleAdmin(ReadOnlyAdmin):
+    list_display = ["name", "project", "trigger", "threshold", "sla_hours", "enabled"]
+    list_filter = ["project", "trigger", "enabled"]
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(ReadOnlyAdmin):
+    list_display = ["id", "rule", "gate_task", "due_at", "sla_breached_at", "decided_at"]
+    list_filter = ["project", "rule__trigger"]
+
+
+@admin.register(CheckpointCandidate)
+class CheckpointCandidateAdmin(ReadOnlyAdmin):
+    list_display = ["checkpoint", "task", "rule"]
+
+
+@admin.register(GateDecision)
+class GateDecisionAdmin(ReadOnlyAdmin):
+    list_display = ["checkpoint", "verdict", "reviewer", "created_at"]
+    list_filter = ["verdict"]

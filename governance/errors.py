@@ -9,3 +9,8 @@ class ApiKeyRevoked(DomainError):
 class SelfReview(DomainError):
     code = "SELF_REVIEW"
     default_message = "Nobody may review work they implemented."
+
+
+class GateNotPassable(DomainError):
+    code = "GATE_NOT_PASSABLE"
+    default_message = "A gate cannot pass while a candidate is not implemented."

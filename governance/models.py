@@ -80,3 +80,121 @@ class ReviewQueueItem(Task):
         proxy = True
         verbose_name = "review queue item"
         verbose_name_plural = "review queue"
+
+
+class Trigger(models.TextChoices):
+    MILESTONE_DONE = "milestone_done", "A milestone's work is all implemented or integrated"
+    UNREVIEWED_BACKLOG = "unreviewed_backlog", "Implemented but unreviewed work reaches a count"
+    WAITING_AGE = "waiting_age", "Implemented work has waited longer than an age limit"
+    RISK_ACCUMULATION = "risk_accumulation", "Risky task classes accumulate to a count"
+    PROTECTED_PATHS = "protected_paths", "Work touches protected paths"
+
+
+class GateRule(models.Model):
+    """When to batch implemented work into a checkpoint for a reviewer, and how urgently."""
+
+    project = models.ForeignKey(
+        "orchestration.Project", on_delete=models.CASCADE, related_name="gate_rules"
+    )
+    phase = models.ForeignKey(
+        "orchestration.Phase",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="gate_rules",
+    )
+    milestone = models.ForeignKey(
+        "orchestration.Milestone",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="gate_rules",
+    )
+    name = models.CharField(max_length=200)
+    trigger = models.CharField(max_length=30, choices=Trigger)
+    gate_class = models.CharField(
+        max_length=20,
+        choices=[("review_gate", "review gate"), ("merge_gate", "merge gate")],
+        default="review_gate",
+    )
+    # A count (unreviewed_backlog, risk_accumulation) or hours (waiting_age).
+    threshold = models.PositiveIntegerField(default=1)
+    protected_paths = models.JSONField(default=list, blank=True)
+    sla_hours = models.PositiveIntegerField(default=24)
+    enabled = models.BooleanField(default=True)
+    created_by = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.trigger})"
+
+
+class Checkpoint(models.Model):
+    """One trigger occurrence: a gate task bundling candidate tasks for one decision."""
+
+    project = models.ForeignKey(
+        "orchestration.Project", on_delete=models.CASCADE, related_name="checkpoints"
+    )
+    rule = models.ForeignKey(GateRule, on_delete=models.PROTECT, related_name="checkpoints")
+    # What makes this occurrence unique for its rule: evaluating again never duplicates it.
+    occurrence = models.CharField(max_length=200)
+    gate_task = models.OneToOneField(
+        "orchestration.Task", on_delete=models.PROTECT, related_name="checkpoint"
+    )
+    candidates = models.ManyToManyField(
+        "orchestration.Task", through="CheckpointCandidate", related_name="checkpoints"
+    )
+    due_at = models.DateTimeField()
+    sla_breached_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "occurrence"], name="checkpoint_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.pk} ({self.rule.trigger}: {self.occurrence})"
+
+
+class CheckpointCandidate(models.Model):
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.CASCADE)
+    task = models.ForeignKey("orchestration.Task", on_delete=models.CASCADE)
+    # Repeated from the checkpoint so the database can refuse a task in two of one rule's.
+    rule = models.ForeignKey(GateRule, on_delete=models.PROTECT)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "task"], name="candidate_once_per_rule"),
+        ]
+
+    def __str__(self) -> str:
+        return f"task {self.task_id} in checkpoint {self.checkpoint_id}"
+
+
+class GateVerdict(models.TextChoices):
+    APPROVED = "approved"
+    APPROVED_WITH_RISK = "approved_with_risk"
+    REJECTED = "rejected"
+
+
+class GateDecision(models.Model):
+    """The reviewer's decision on a whole checkpoint. Never changed afterwards."""
+
+    checkpoint = models.OneToOneField(Checkpoint, on_delete=models.PROTECT, related_name="decision")
+    reviewer = models.CharField(max_length=100)
+    verdict = models.CharField(max_length=30, choices=GateVerdict)
+    rationale = models.TextField()
+    evidence = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.verdict} of checkpoint {self.checkpoint_id} by {self.reviewer}"

@@ -98,12 +98,13 @@ CLAIMABLE_STATES = (S.READY, S.CONFLICT)
 
 
 def claimable_by(agent: str) -> Q:
-    """The tasks claim-next and the ready list offer to ``agent``."""
+    """The tasks claim-next and the ready list offer to ``agent``: never a gate, which a
+    reviewer settles with a gate decision."""
     return (
         Q(state=S.READY)
         | Q(state=S.CONFLICT, unmet_prerequisites=0)
         | Q(state=S.RESERVED, holder=agent)
-    )
+    ) & ~Q(task_class__in=GATE_CLASSES)
 
 
 # Neither finished nor given up: an operator may still block or cancel these.
@@ -137,6 +138,9 @@ class TaskClass(models.TextChoices):
     REVIEW_GATE = "review_gate"
     MERGE_GATE = "merge_gate"
     OTHER = "other"
+
+
+GATE_CLASSES = (TaskClass.REVIEW_GATE, TaskClass.MERGE_GATE)
 
 
 class Task(ConcurrentTransitionMixin, models.Model):
@@ -286,6 +290,15 @@ class Task(ConcurrentTransitionMixin, models.Model):
     @transition(field=state, source=S.IMPLEMENTED, target=S.INTEGRATED)
     def integrate(self) -> None:
         """Reviewed, approved by someone else, and merged (the service checks the review)."""
+
+    @transition(
+        field=state,
+        source=[S.BACKLOG, S.READY, S.RESERVED, S.BLOCKED],
+        target=RETURN_VALUE(S.INTEGRATED, S.ABANDONED),
+    )
+    def settle(self, target: str) -> str:
+        """A gate task passes (integrated) or fails (abandoned) with its gate decision."""
+        return target
 
     @transition(field=state, source=S.IMPLEMENTED, target=S.CONFLICT)
     def mark_conflict(self) -> None:

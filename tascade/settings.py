@@ -121,6 +121,8 @@ TASCADE = {
     # The expiry sweep runs this often (Celery beat) and stops itself after the soft limit.
     "SWEEP_INTERVAL_SECONDS": env_int("TASCADE_SWEEP_INTERVAL_SECONDS", 15, minimum=1),
     "SWEEP_SOFT_TIME_LIMIT": env_int("TASCADE_SWEEP_SOFT_TIME_LIMIT", 50, minimum=1),
+    # Gate rules are evaluated this often (Celery beat) into checkpoints.
+    "GATE_INTERVAL_SECONDS": env_int("TASCADE_GATE_INTERVAL_SECONDS", 60, minimum=1),
 }
 
 # --- API -----------------------------------------------------------------------------
@@ -183,6 +185,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(TASCADE["SWEEP_INTERVAL_SECONDS"]),
         # A sweep that could not start within two intervals is dropped: a newer one follows.
         "options": {"expires": 2 * TASCADE["SWEEP_INTERVAL_SECONDS"]},
+    },
+    "evaluate-gates": {
+        "task": "governance.evaluate_gates",
+        "schedule": float(TASCADE["GATE_INTERVAL_SECONDS"]),
+        "options": {"expires": 2 * TASCADE["GATE_INTERVAL_SECONDS"]},
     },
 }
 CELERY_TIMEZONE = TIME_ZONE

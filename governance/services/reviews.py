@@ -49,45 +49,60 @@ def review_record(
         # Identity comes from authentication: the actor is who the key or login says.
         if actor.name == task.implemented_by:
             raise SelfReview(task_id=task.pk, implemented_by=task.implemented_by)
-        review = Review.objects.create(
-            project_id=task.project_id,
-            task=task,
-            implementation=task.implementation_count,
-            implemented_by=task.implemented_by,
-            reviewer=actor.name,
-            verdict=verdict,
-            rationale=rationale,
+        review = review_apply(
+            task, reviewer=actor.name, verdict=verdict, rationale=rationale, now=now
         )
-        event_record(
-            project=task.project_id,
-            task=task,
-            kind="review.recorded",
-            actor=actor.name,
-            ref=task.ref,
+    return review
+
+
+def review_apply(
+    task, *, reviewer: str, verdict: str, rationale: str, now: datetime, **context
+) -> Review:
+    """Record a verdict on a locked, implemented task and do what it means to the task.
+
+    The callers have checked the rules (role, state, never the implementer); this is the one
+    place a verdict takes effect, for a single review and for a gate decision's batch alike.
+    """
+    review = Review.objects.create(
+        project_id=task.project_id,
+        task=task,
+        implementation=task.implementation_count,
+        implemented_by=task.implemented_by,
+        reviewer=reviewer,
+        verdict=verdict,
+        rationale=rationale,
+    )
+    event_record(
+        project=task.project_id,
+        task=task,
+        kind="review.recorded",
+        actor=reviewer,
+        ref=task.ref,
+        review_id=review.pk,
+        verdict=verdict,
+        implementation=review.implementation,
+        rationale=rationale,
+        **context,
+    )
+    if verdict == Verdict.CHANGES_REQUESTED:
+        transition_apply(
+            task,
+            task.rework,
+            pool_state(task),
+            actor=reviewer,
+            kind="task.changes_requested",
+            now=now,
+            reason=f"changes requested by {reviewer}: {rationale}",
             review_id=review.pk,
-            verdict=verdict,
-            implementation=review.implementation,
-            rationale=rationale,
         )
-        if verdict == Verdict.CHANGES_REQUESTED:
-            transition_apply(
-                task,
-                task.rework,
-                pool_state(task),
-                actor=actor.name,
-                kind="task.changes_requested",
-                now=now,
-                reason=f"changes requested by {actor.name}: {rationale}",
-                review_id=review.pk,
-            )
-        elif verdict == Verdict.REJECTED:
-            transition_apply(
-                task,
-                task.abandon,
-                actor=actor.name,
-                kind="task.rejected",
-                now=now,
-                reason=f"rejected by {actor.name}: {rationale}",
-                review_id=review.pk,
-            )
+    elif verdict == Verdict.REJECTED:
+        transition_apply(
+            task,
+            task.abandon,
+            actor=reviewer,
+            kind="task.rejected",
+            now=now,
+            reason=f"rejected by {reviewer}: {rationale}",
+            review_id=review.pk,
+        )
     return review
