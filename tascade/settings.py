@@ -152,6 +152,8 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "ENUM_NAME_OVERRIDES": {
         "TaskStateEnum": "orchestration.models.TaskState",
+        "ReviewVerdictEnum": "governance.models.Verdict",
+        "GateVerdictEnum": "governance.models.GateVerdict",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

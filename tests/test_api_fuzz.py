@@ -38,8 +38,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from governance.actors import Actor, Role
-from governance.models import ApiKey, Review
+from governance.models import ApiKey, Checkpoint, Review
 from governance.services.api_keys import api_key_create
+from governance.services.gates import gate_rule_create, gates_evaluate
 from governance.services.reviews import review_record
 from orchestration.models import (
     Artifact,
@@ -157,6 +158,16 @@ def _seed() -> dict[str, list[int]]:
     review_record(actor=ADMIN, task_id=done.pk, verdict="approved", rationale="looks right")
     integration.integration_enqueue(actor=ADMIN, task_id=done.pk)
     integration.integration_take_next(actor=ADMIN, project_id=project.pk)
+    # A gate rule whose checkpoint holds the implemented-but-unapproved work.
+    gate_rule_create(
+        actor=ADMIN, project_id=project.pk, name="batch", trigger="unreviewed_backlog", threshold=1
+    )
+    pending = task("pending review")
+    token = leases.task_claim(actor=AGENT, task_id=pending.pk).token
+    leases.task_start(actor=AGENT, task_id=pending.pk, lease_token=token)
+    leases.artifact_publish(actor=AGENT, task_id=pending.pk, lease_token=token)
+    leases.task_mark_implemented(actor=AGENT, task_id=pending.pk, lease_token=token)
+    gates_evaluate()
 
     def ids(queryset):
         return list(queryset.order_by("id").values_list("id", flat=True))
@@ -178,6 +189,7 @@ def _seed() -> dict[str, list[int]]:
         "api_key": ids(ApiKey.objects.all()),
         "review": ids(Review.objects.all()),
         "integration": ids(IntegrationAttempt.objects.all()),
+        "checkpoint": ids(Checkpoint.objects.all()),
     }
 
 
@@ -213,6 +225,7 @@ UNKNOWN_ID = 10**15
 _PATH_KIND = {
     "api-keys": "api_key",
     "artifacts": "artifact",
+    "checkpoints": "checkpoint",
     "dependencies": "dependency",
     "integration-attempts": "integration",
     "leases": "lease",

@@ -2,6 +2,7 @@
 
 import pytest
 
+from governance.services.gates import gates_evaluate
 from tests.conftest import agent
 from tests.orchestration.helpers import implement
 
@@ -67,3 +68,43 @@ def test_an_agent_key_cannot_review_or_integrate(api, project, make_task):
     )
     assert review.status_code == 403
     assert client.post(f"/api/v1/tasks/{task.pk}/integration/").status_code == 403
+
+
+def test_gate_rule_checkpoint_and_decision_over_the_api(api, project, make_task):
+    planner = api("planner", actor="pl")
+    reviewer = api("reviewer", actor="rita")
+    rule = planner.post(
+        f"/api/v1/projects/{project.pk}/gate-rules/",
+        {"name": "batch", "trigger": "unreviewed_backlog", "threshold": 1, "sla_hours": 4},
+        format="json",
+    )
+    assert rule.status_code == 201
+    task = make_task()
+    implement(task, agent("builder"))
+    gates_evaluate()
+    [checkpoint] = reviewer.get(f"/api/v1/projects/{project.pk}/checkpoints/").json()["results"]
+    assert checkpoint["candidates"] == [task.pk] and checkpoint["decision"] is None
+    decided = reviewer.post(
+        f"/api/v1/checkpoints/{checkpoint['id']}/decision/",
+        {"verdict": "approved", "rationale": "batch is fine", "evidence": {"ci": "green"}},
+        format="json",
+    )
+    assert decided.status_code == 201
+    again = reviewer.get(f"/api/v1/checkpoints/{checkpoint['id']}/").json()
+    assert again["decision"]["verdict"] == "approved"
+    twice = reviewer.post(
+        f"/api/v1/checkpoints/{checkpoint['id']}/decision/",
+        {"verdict": "rejected", "rationale": "changed my mind"},
+        format="json",
+    )
+    assert twice.status_code == 409
+
+
+def test_a_protected_paths_rule_needs_paths(api, project):
+    response = api("planner").post(
+        f"/api/v1/projects/{project.pk}/gate-rules/",
+        {"name": "x", "trigger": "protected_paths"},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "protected_paths" in response.json()["error"]["details"]["fields"]

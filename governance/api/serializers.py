@@ -1,7 +1,16 @@
 from rest_framework import serializers
 
 from governance.actors import Role
-from governance.models import ApiKey, Review, Verdict
+from governance.models import (
+    ApiKey,
+    Checkpoint,
+    GateDecision,
+    GateRule,
+    GateVerdict,
+    Review,
+    Trigger,
+    Verdict,
+)
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -68,3 +77,74 @@ class ReviewSerializer(serializers.ModelSerializer):
 class ReviewCreateSerializer(serializers.Serializer):
     verdict = serializers.ChoiceField(choices=Verdict.choices)
     rationale = serializers.CharField(max_length=20_000)
+
+
+class GateRuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = GateRule
+        fields = [
+            "id",
+            "project",
+            "phase",
+            "milestone",
+            "name",
+            "trigger",
+            "gate_class",
+            "threshold",
+            "protected_paths",
+            "sla_hours",
+            "enabled",
+            "created_by",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class GateRuleCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    trigger = serializers.ChoiceField(choices=Trigger.choices)
+    phase = serializers.IntegerField(min_value=1, max_value=2**62, required=False)
+    milestone = serializers.IntegerField(min_value=1, max_value=2**62, required=False)
+    gate_class = serializers.ChoiceField(
+        choices=[("review_gate", "review_gate"), ("merge_gate", "merge_gate")], required=False
+    )
+    threshold = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
+    protected_paths = serializers.ListField(
+        child=serializers.CharField(max_length=500), max_length=200, required=False
+    )
+    sla_hours = serializers.IntegerField(min_value=1, max_value=24 * 365, required=False)
+
+
+class GateDecisionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = GateDecision
+        fields = ["id", "checkpoint", "reviewer", "verdict", "rationale", "evidence", "created_at"]
+        read_only_fields = fields
+
+
+class CheckpointSerializer(serializers.ModelSerializer):
+    candidates = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    decision = GateDecisionSerializer(read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = Checkpoint
+        fields = [
+            "id",
+            "project",
+            "rule",
+            "occurrence",
+            "gate_task",
+            "candidates",
+            "due_at",
+            "sla_breached_at",
+            "decided_at",
+            "decision",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class GateDecisionCreateSerializer(serializers.Serializer):
+    verdict = serializers.ChoiceField(choices=GateVerdict.choices)
+    rationale = serializers.CharField(max_length=20_000)
+    evidence = serializers.DictField(required=False)

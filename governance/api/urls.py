@@ -10,4 +10,14 @@ urlpatterns = [
     path("projects/<id:project_id>/reviews/", v.ProjectReviews.as_view(), name="review-list"),
     path("projects/<id:project_id>/review-queue/", v.ReviewQueue.as_view(), name="review-queue"),
     path("reviews/<id:pk>/", v.ReviewDetail.as_view(), name="review-detail"),
+    path(
+        "projects/<id:project_id>/gate-rules/",
+        v.GateRuleListCreate.as_view(),
+        name="gate-rule-list",
+    ),
+    path(
+        "projects/<id:project_id>/checkpoints/", v.CheckpointList.as_view(), name="checkpoint-list"
+    ),
+    path("checkpoints/<id:pk>/", v.CheckpointDetail.as_view(), name="checkpoint-detail"),
+    path("checkpoints/<id:pk>/decision/", v.CheckpointDecide.as_view(), name="checkpoint-decide"),
 ]

@@ -5,9 +5,10 @@ from rest_framework.views import APIView
 
 from governance.actors import Role
 from governance.api import serializers as s
-from governance.models import ApiKey, Review
+from governance.models import ApiKey, Checkpoint, GateRule, Review
 from governance.selectors import review_queue
 from governance.services.api_keys import api_key_create, api_key_revoke
+from governance.services.gates import gate_decide, gate_rule_create
 from governance.services.reviews import review_record
 from orchestration.api.serializers import TaskSerializer
 from orchestration.selectors import (
@@ -135,3 +136,74 @@ class ReviewQueue(generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):
             return Review.objects.none()
         return review_queue(self.request.user, self.kwargs["project_id"])[:500]
+
+
+# --- gates -------------------------------------------------------------------------------------
+@extend_schema(tags=["gates"])
+class GateRuleListCreate(generics.ListAPIView):
+    serializer_class = s.GateRuleSerializer
+    filterset_fields = ["trigger", "enabled"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return GateRule.objects.none()
+        return project_children(GateRule, self.request.user, self.kwargs["project_id"])
+
+    @extend_schema(responses={200: s.GateRuleSerializer(many=True), **error_responses()})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        request=s.GateRuleCreateSerializer,
+        responses={201: s.GateRuleSerializer, **error_responses(409)},
+    )
+    def post(self, request, project_id):
+        """Write a gate rule (planner): when to batch implemented work for a reviewer."""
+        serializer = s.GateRuleCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        rule = gate_rule_create(
+            actor=request.user,
+            project_id=project_id,
+            phase_id=data.pop("phase", None),
+            milestone_id=data.pop("milestone", None),
+            **data,
+        )
+        return Response(s.GateRuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(
+    tags=["gates"], responses={200: s.CheckpointSerializer(many=True), **error_responses()}
+)
+class CheckpointList(generics.ListAPIView):
+    serializer_class = s.CheckpointSerializer
+    filterset_fields = ["rule"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Checkpoint.objects.none()
+        return project_children(
+            Checkpoint, self.request.user, self.kwargs["project_id"]
+        ).prefetch_related("candidates")
+
+
+@extend_schema(tags=["gates"], responses={200: s.CheckpointSerializer, **error_responses()})
+class CheckpointDetail(APIView):
+    def get(self, request, pk):
+        checkpoint = object_visible_or_404(Checkpoint, request.user, pk)
+        return Response(s.CheckpointSerializer(checkpoint).data)
+
+
+@extend_schema(
+    tags=["gates"],
+    request=s.GateDecisionCreateSerializer,
+    responses={201: s.GateDecisionSerializer, **error_responses(409)},
+)
+class CheckpointDecide(APIView):
+    """Settle a checkpoint's whole batch (reviewer who implemented none of its candidates)."""
+
+    def post(self, request, pk):
+        serializer = s.GateDecisionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        decision = gate_decide(actor=request.user, checkpoint_id=pk, **serializer.validated_data)
+        return Response(s.GateDecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
