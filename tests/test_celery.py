@@ -13,13 +13,16 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
 
+from governance.models import Checkpoint
+from governance.services.gates import gate_rule_create
+from governance.tasks import evaluate_gates
 from orchestration.models import Lease, Task, TaskState
 from orchestration.services import sweep
 from orchestration.tasks import SWEEP_LOCK, sweep_expired_holds
 from tascade.celery import app
 from tascade.db_locks import lock_key
-from tests.conftest import agent
-from tests.orchestration.helpers import claim, later
+from tests.conftest import PLANNER, agent
+from tests.orchestration.helpers import claim, implement, later
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS = ("127.0.0.1", 6379)
@@ -83,11 +86,20 @@ def _redis_up() -> bool:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(not _redis_up(), reason="needs the local Redis")
 def test_a_real_worker_sweeps_an_expired_lease(make_task):
-    """End to end: Redis broker, a worker process, the test database, the result stored."""
+    """End to end: Redis broker, a worker process, the test database, results stored: an
+    expired lease is swept and a gate rule's checkpoint is created."""
     if connection.vendor != "postgresql":
         pytest.skip("the worker shares the PostgreSQL test database")
     task = make_task()
     _lapse(claim(task, agent("vanished")))
+    gate_rule_create(
+        actor=PLANNER,
+        project_id=task.project_id,
+        name="batch",
+        trigger="unreviewed_backlog",
+        threshold=1,
+    )
+    implement(make_task("done"), agent("builder"))
 
     broker = f"redis://{REDIS[0]}:{REDIS[1]}/15"
     database = connection.settings_dict
@@ -130,19 +142,26 @@ def test_a_real_worker_sweeps_an_expired_lease(make_task):
     try:
         # An explicit connection: the app's pool may already be bound to the test broker.
         with app.connection_for_write(broker) as connection_to_redis:
-            result = sweep_expired_holds.apply_async(
-                queue="tascade-test", connection=connection_to_redis
-            )
+            results = [
+                job.apply_async(queue="tascade-test", connection=connection_to_redis)
+                for job in (sweep_expired_holds, evaluate_gates)
+            ]
         deadline = time.monotonic() + 60
-        while not result.ready() and time.monotonic() < deadline and worker.poll() is None:
+        while (
+            not all(r.ready() for r in results)
+            and time.monotonic() < deadline
+            and worker.poll() is None
+        ):
             time.sleep(0.2)
-        ready = result.ready()
+        ready = all(r.ready() for r in results)
     finally:
         app.conf.task_always_eager = eager
         worker.terminate()
         output = worker.communicate(timeout=20)[0]
-    assert ready, f"the worker did not run the sweep in time:\n{output}"
-    assert result.get(timeout=5) == {"expired": 1}
+    assert ready, f"the worker did not run the jobs in time:\n{output}"
+    assert results[0].get(timeout=5) == {"expired": 1}
+    [checkpoint_id] = results[1].get(timeout=5)["created"]
+    assert Checkpoint.objects.get(pk=checkpoint_id).candidates.count() == 1
     swept = Task.objects.get(pk=task.pk)
     assert swept.state == TaskState.READY, output
     assert swept.events.filter(kind="lease.expired", actor="system").exists()
