@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from tascade import views
 from tascade.converters import IdConverter
 
 # ``<id:…>``: a database id in any URL; one that is too long is a 404, never a 500.
@@ -10,6 +11,7 @@ register_converter(IdConverter, "id")
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("review/", include("governance.urls")),
+    path("ops/", views.health, name="ops-health"),
     path("api/v1/", include("orchestration.api.urls")),
     path("api/v1/", include("governance.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -29,6 +29,7 @@ from orchestration.errors import (
 from orchestration.locks import lock_task
 from orchestration.models import (
     CLAIMABLE_STATES,
+    GATE_CLASSES,
     LEASED_STATES,
     Artifact,
     ExecutionSnapshot,
@@ -138,6 +139,12 @@ def task_claim(*, actor: Actor, task_id: int, now: datetime | None = None) -> Le
             raise DependenciesUnmet(task_id=task.pk, unmet=unmet_incoming_edges(task))
         if task.state not in (*CLAIMABLE_STATES, S.RESERVED):
             raise TaskNotClaimable(task_id=task.pk, state=task.state)
+        if task.task_class in GATE_CLASSES:
+            raise TaskNotClaimable(
+                "A gate is settled by a reviewer's gate decision, never claimed.",
+                task_id=task.pk,
+                task_class=task.task_class,
+            )
         return _grant_lease(task, task.project, actor=actor, now=now)
 
 

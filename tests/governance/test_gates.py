@@ -9,6 +9,7 @@ from governance.errors import GateNotPassable, SelfReview
 from governance.models import Checkpoint, GateDecision, Review
 from governance.selectors import current_approval
 from governance.services.gates import gate_decide, gate_rule_create, gates_evaluate
+from orchestration.errors import TaskNotClaimable
 from orchestration.models import Event, Task, TaskState
 from orchestration.services import leases, operations, plan
 from tests.conftest import OPERATOR, PLANNER, agent
@@ -174,11 +175,14 @@ def test_a_gate_cannot_pass_while_a_candidate_is_not_ready(project, make_task):
     assert not GateDecision.objects.exists()
 
 
-def test_gate_tasks_are_never_offered_to_agents(project, make_task):
+def test_gate_tasks_are_never_claimed_by_agents(project, make_task):
+    """Guards against an agent taking (and then completing) a reviewer's gate."""
     _rule(project, "unreviewed_backlog", threshold=1)
     implement(make_task(), BUILDER)
-    gates_evaluate()
+    [checkpoint] = gates_evaluate()
     assert leases.task_claim_next(actor=agent("any"), project_id=project.pk) is None
+    with pytest.raises(TaskNotClaimable):
+        leases.task_claim(actor=agent("any"), task_id=checkpoint.gate_task_id)
 
 
 def test_an_sla_breach_is_flagged_once(project, make_task):

@@ -4,11 +4,13 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.urls import reverse
+from django_celery_results.models import TaskResult
 
-from governance.models import Review
+from governance.models import GateDecision, Review
+from governance.services.gates import gate_rule_create, gates_evaluate
 from orchestration.models import Task, TaskState
-from tests.conftest import agent
-from tests.orchestration.helpers import implement
+from tests.conftest import PLANNER, agent
+from tests.orchestration.helpers import implement, later
 
 pytestmark = pytest.mark.django_db
 
@@ -114,3 +116,69 @@ def test_the_admin_review_queue_lists_risky_work_first(admin_client, make_task):
 def test_pages_need_a_staff_sign_in(client, implemented):
     response = client.get(reverse("review:task", args=[implemented.pk]))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+@pytest.fixture
+def checkpoint(project, make_task):
+    gate_rule_create(
+        actor=PLANNER,
+        project_id=project.pk,
+        name="batch",
+        trigger="unreviewed_backlog",
+        threshold=1,
+        sla_hours=1,
+    )
+    task = make_task("batched")
+    implement(task, agent("builder"))
+    [checkpoint] = gates_evaluate()
+    return checkpoint
+
+
+def test_the_queue_shows_checkpoints_and_their_sla(person, checkpoint):
+    gates_evaluate(now=later(2 * 3600))
+    page = person("rita").get(reverse("review:queue-project", args=[checkpoint.project_id]))
+    body = page.content.decode()
+    assert reverse("review:checkpoint", args=[checkpoint.pk]) in body
+    assert "SLA breached" in body
+
+
+def test_a_checkpoint_is_decided_through_its_page(person, checkpoint):
+    client = person("rita")
+    response = client.post(
+        reverse("review:checkpoint", args=[checkpoint.pk]),
+        {"verdict": "approved", "rationale": "batch is fine"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert GateDecision.objects.get(checkpoint=checkpoint).reviewer == "rita"
+
+
+def test_an_implementer_of_a_candidate_cannot_decide_the_checkpoint(person, checkpoint):
+    client = person("builder")
+    assert (
+        b"somebody else must decide it"
+        in client.get(reverse("review:checkpoint", args=[checkpoint.pk])).content
+    )
+    response = client.post(
+        reverse("review:checkpoint", args=[checkpoint.pk]),
+        {"verdict": "approved", "rationale": "mine"},
+    )
+    assert response.status_code == 400
+    assert b"Nobody may review work they implemented." in response.content
+    assert not GateDecision.objects.exists()
+
+
+def test_the_operations_page_shows_jobs_queue_breaches_and_expiries(admin_client, checkpoint):
+    TaskResult.objects.create(
+        task_id="t1",
+        task_name="orchestration.sweep_expired_holds",
+        status="SUCCESS",
+        result='{"expired": 2}',
+    )
+    gates_evaluate(now=later(2 * 3600))
+    page = admin_client.get(reverse("ops-health"))
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert "Expiry sweep" in body and "expired" in body
+    assert "Gate evaluation" in body and "never" in body  # never ran: flagged late
+    assert reverse("review:checkpoint", args=[checkpoint.pk]) in body  # breached, undecided
