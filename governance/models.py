@@ -165,12 +165,16 @@ class Checkpoint(models.Model):
 class CheckpointCandidate(models.Model):
     checkpoint = models.ForeignKey(Checkpoint, on_delete=models.CASCADE)
     task = models.ForeignKey("orchestration.Task", on_delete=models.CASCADE)
-    # Repeated from the checkpoint so the database can refuse a task in two of one rule's.
+    # Repeated from the checkpoint and the task so the database can refuse the same
+    # implementation in two of one rule's checkpoints; reworked code is a new implementation.
     rule = models.ForeignKey(GateRule, on_delete=models.PROTECT)
+    implementation = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["rule", "task"], name="candidate_once_per_rule"),
+            models.UniqueConstraint(
+                fields=["rule", "task", "implementation"], name="candidate_once_per_rule"
+            ),
         ]
 
     def __str__(self) -> str:

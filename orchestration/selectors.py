@@ -8,6 +8,7 @@ from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from governance.actors import Actor
+from governance.models import Review
 from orchestration.models import (
     Artifact,
     Dependency,
@@ -117,6 +118,8 @@ def task_context(actor: Actor, task_id: int) -> dict[str, Any]:
         ],
         "dependents": [{"edge": edge, "task": edge.dependent} for edge in outgoing],
         "artifacts": list(Artifact.objects.filter(task=task).order_by("-id")[:20]),
+        # A reviewer's note (changes requested, rejection) is part of what the agent reads.
+        "reviews": list(Review.objects.filter(task=task).order_by("-id")[:20]),
     }
 
 

@@ -1,8 +1,9 @@
 """Gates: rules that batch implemented work into checkpoints, and the decisions settling them.
 
 Evaluation is idempotent by construction, in the database: a checkpoint is unique per
-(rule, occurrence) and a task is a candidate at most once per rule, so evaluating again, or
-concurrently, or after a checkpoint was closed, never makes a second one for the same work.
+(rule, occurrence) and an implementation of a task is a candidate at most once per rule, so
+evaluating again, or concurrently, or after a checkpoint was closed, never makes a second one
+for the same work. Reworked code is a new implementation and is gated again.
 """
 
 import fnmatch
@@ -108,13 +109,15 @@ def _in_scope(rule: GateRule) -> QuerySet[Task]:
 
 
 def _awaiting(rule: GateRule) -> QuerySet[Task]:
-    """Implemented, not yet approved, and not yet a candidate of this rule."""
+    """Implemented, not yet approved, and this implementation not yet a candidate of the rule."""
     approved = Review.objects.filter(
         task=OuterRef("pk"),
         implementation=OuterRef("implementation_count"),
         verdict=Verdict.APPROVED,
     )
-    already = CheckpointCandidate.objects.filter(rule=rule, task=OuterRef("pk"))
+    already = CheckpointCandidate.objects.filter(
+        rule=rule, task=OuterRef("pk"), implementation=OuterRef("implementation_count")
+    )
     return (
         _in_scope(rule)
         .filter(state=S.IMPLEMENTED)
@@ -168,7 +171,9 @@ def _occurrences(rule: GateRule, now: datetime) -> list[tuple[str, list[Task]]]:
 
 
 def _batch(rule: GateRule, candidates: list[Task]) -> tuple[str, list[Task]]:
-    digest = hashlib.sha256(",".join(str(t.pk) for t in candidates).encode()).hexdigest()
+    # The batch is named by its implementations: reworked code makes a new occurrence.
+    batch = ",".join(f"{t.pk}.{t.implementation_count}" for t in candidates)
+    digest = hashlib.sha256(batch.encode()).hexdigest()
     return f"{rule.trigger}:{digest[:24]}", candidates
 
 
@@ -209,7 +214,12 @@ def _checkpoint_create(rule, occurrence, candidates, now) -> Checkpoint:
             due_at=now + timedelta(hours=rule.sla_hours),
         )
         CheckpointCandidate.objects.bulk_create(
-            [CheckpointCandidate(checkpoint=checkpoint, task=t, rule=rule) for t in candidates]
+            [
+                CheckpointCandidate(
+                    checkpoint=checkpoint, task=t, rule=rule, implementation=t.implementation_count
+                )
+                for t in candidates
+            ]
         )
         event_record(
             project=rule.project_id,

@@ -4,6 +4,7 @@ import re
 
 from rest_framework import serializers
 
+from governance.api.serializers import ReviewSerializer
 from orchestration.models import (
     INTEGRATION_RESULTS,
     OVERRIDE_TARGETS,
@@ -332,6 +333,7 @@ class TaskContextSerializer(serializers.Serializer):
     prerequisites = PrerequisiteSerializer(many=True)
     dependents = EdgeTaskSerializer(many=True)
     artifacts = ArtifactSerializer(many=True)
+    reviews = ReviewSerializer(many=True)
 
 
 class GraphNodeSerializer(serializers.Serializer):

@@ -197,3 +197,48 @@ def test_an_sla_breach_is_flagged_once(project, make_task):
     assert breaches.count() == 1
     assert Checkpoint.objects.get(pk=checkpoint.pk).sla_breached_at is not None
     assert timedelta(0) < breaches[0].created_at - checkpoint.created_at
+
+
+@pytest.mark.parametrize(
+    "trigger,rule_kwargs,task_kwargs",
+    [
+        ("unreviewed_backlog", {"threshold": 1}, {}),
+        ("waiting_age", {"threshold": 1}, {}),
+        ("risk_accumulation", {"threshold": 1}, {"task_class": "security"}),
+        ("protected_paths", {"protected_paths": ["docs/*"]}, {"expected_paths": ["docs/a.md"]}),
+        ("milestone_done", {}, {}),
+    ],
+)
+def test_no_trigger_regenerates_after_its_checkpoint_is_closed(
+    project, trigger, rule_kwargs, task_kwargs
+):
+    """Guards against a regeneration loop: a closed checkpoint's work fires nothing again."""
+    phase = plan.phase_create(actor=PLANNER, project_id=project.pk, name="P")
+    milestone = plan.milestone_create(
+        actor=PLANNER, project_id=project.pk, phase_id=phase.pk, name="M"
+    )
+    _rule(project, trigger, **rule_kwargs)
+    task = plan.task_create(
+        actor=PLANNER, project_id=project.pk, title="t", milestone_id=milestone.pk, **task_kwargs
+    )
+    implement(task, BUILDER)
+    [checkpoint] = gates_evaluate(now=later(2 * 3600))
+    assert gates_evaluate(now=later(3 * 3600)) == []
+    gate_decide(
+        actor=REVIEWER, checkpoint_id=checkpoint.pk, verdict="rejected", rationale="redo"
+    )  # closed, and the task goes back to work
+    assert gates_evaluate(now=later(4 * 3600)) == []
+    assert Checkpoint.objects.filter(rule__trigger=trigger).count() == 1
+
+
+def test_reworked_code_is_gated_again(project, make_task):
+    """Guards against a rejected task's new implementation slipping past its gate."""
+    _rule(project, "unreviewed_backlog", threshold=1)
+    task = make_task()
+    implement(task, BUILDER)
+    [first] = gates_evaluate()
+    gate_decide(actor=REVIEWER, checkpoint_id=first.pk, verdict="rejected", rationale="redo")
+    implement(_fresh(task), BUILDER)
+    [second] = gates_evaluate()
+    assert list(second.candidates.values_list("pk", flat=True)) == [task.pk]
+    assert gates_evaluate() == []

@@ -121,3 +121,18 @@ def test_reviews_cannot_be_rewritten(make_task):
     review = review_record(actor=REVIEWER, task_id=task.pk, verdict="approved", rationale="ok")
     with pytest.raises(DatabaseError), transaction.atomic():
         Review.objects.filter(pk=review.pk).update(verdict="rejected")
+
+
+def test_the_reviewers_note_is_in_the_task_context(api, make_task):
+    task = make_task()
+    implement(task, BUILDER)
+    review_record(
+        actor=REVIEWER,
+        task_id=task.pk,
+        verdict="changes_requested",
+        rationale="handle the empty list",
+    )
+    context = api("agent").get(f"/api/v1/tasks/{task.pk}/context/").json()
+    assert context["task"]["state"] == "ready"
+    assert context["reviews"][0]["rationale"] == "handle the empty list"
+    assert context["reviews"][0]["verdict"] == "changes_requested"
