@@ -21,5 +21,5 @@ def evaluate_gates() -> dict:
     """
     with exclusively(EVALUATION_LOCK) as alone:
         if not alone:
-            return {"created": 0, "skipped": "another evaluation is running"}
+            return {"created": [], "skipped": "another evaluation is running"}
         return {"created": [c.pk for c in gates_evaluate()]}

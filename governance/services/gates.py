@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django_fsm import can_proceed
 
 from governance.actors import Actor, Role
 from governance.errors import GateNotPassable, SelfReview
@@ -66,6 +67,11 @@ def gate_rule_create(
         )
     phase = _in_project(Phase, phase_id, project, "phase")
     milestone = _in_project(Milestone, milestone_id, project, "milestone")
+    if phase and milestone and milestone.phase_id != phase.pk:
+        raise InvalidInput(
+            "The milestone is not in that phase.",
+            fields={"milestone": [f"Milestone {milestone.pk} is not in phase {phase.pk}."]},
+        )
     rule = GateRule.objects.create(
         project=project,
         phase=phase,
@@ -187,6 +193,8 @@ def gates_evaluate(*, project_id: int | None = None, now: datetime | None = None
     created = []
     for rule in rules.order_by("id"):
         for occurrence, candidates in _occurrences(rule, now):
+            if not candidates:
+                continue  # nothing awaits a decision (e.g. a milestone already all approved)
             if Checkpoint.objects.filter(rule=rule, occurrence=occurrence).exists():
                 continue
             created.append(_checkpoint_create(rule, occurrence, candidates, now))
@@ -285,10 +293,29 @@ def gate_decide(
         gate = tasks.pop(checkpoint.gate_task_id)
         if GateDecision.objects.filter(checkpoint=checkpoint).exists():
             raise InvalidTransition("This checkpoint is decided.", checkpoint_id=checkpoint.pk)
+        if not can_proceed(gate.settle):
+            raise InvalidTransition(
+                "The gate task was moved out of the way; this checkpoint can no longer settle.",
+                checkpoint_id=checkpoint.pk,
+                gate_state=gate.state,
+            )
         implementers = sorted({t.implemented_by for t in tasks.values() if t.implemented_by})
         if actor.name in implementers:
             raise SelfReview(checkpoint_id=checkpoint.pk, implemented_by=implementers)
-        not_ready = [t.ref for t in tasks.values() if t.state not in (S.IMPLEMENTED, S.INTEGRATED)]
+        batched = dict(
+            CheckpointCandidate.objects.filter(checkpoint=checkpoint).values_list(
+                "task_id", "implementation"
+            )
+        )
+        # The decision is about the code that was batched: a candidate reworked since then
+        # (a new implementation) is not ready for this gate, whatever its state.
+        current = {
+            pk
+            for pk, t in tasks.items()
+            if t.state == S.INTEGRATED
+            or (t.state == S.IMPLEMENTED and t.implementation_count == batched[pk])
+        }
+        not_ready = sorted(t.ref for pk, t in tasks.items() if pk not in current)
         if verdict in PASSING and not_ready:
             raise GateNotPassable(checkpoint_id=checkpoint.pk, not_ready=not_ready)
         decision = GateDecision.objects.create(
@@ -299,8 +326,8 @@ def gate_decide(
             evidence=evidence or {},
         )
         per_task = Verdict.APPROVED if verdict in PASSING else Verdict.CHANGES_REQUESTED
-        for task in tasks.values():
-            if task.state == S.IMPLEMENTED:
+        for pk, task in tasks.items():
+            if task.state == S.IMPLEMENTED and task.implementation_count == batched[pk]:
                 review_apply(
                     task,
                     reviewer=actor.name,

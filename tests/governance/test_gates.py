@@ -9,9 +9,11 @@ from governance.errors import GateNotPassable, SelfReview
 from governance.models import Checkpoint, GateDecision, Review
 from governance.selectors import current_approval
 from governance.services.gates import gate_decide, gate_rule_create, gates_evaluate
-from orchestration.errors import TaskNotClaimable
+from governance.services.reviews import review_record
+from orchestration.errors import InvalidTransition, TaskNotClaimable
 from orchestration.models import Event, Task, TaskState
 from orchestration.services import leases, operations, plan
+from tascade.errors import InvalidInput
 from tests.conftest import OPERATOR, PLANNER, agent
 from tests.orchestration.helpers import implement, later
 
@@ -242,3 +244,50 @@ def test_reworked_code_is_gated_again(project, make_task):
     [second] = gates_evaluate()
     assert list(second.candidates.values_list("pk", flat=True)) == [task.pk]
     assert gates_evaluate() == []
+
+
+def test_a_pass_never_approves_code_reworked_after_batching(project, make_task):
+    """Guards against a gate approving an implementation it never batched."""
+    _rule(project, "unreviewed_backlog", threshold=1)
+    task = make_task()
+    implement(task, BUILDER)
+    [checkpoint] = gates_evaluate()
+    operations.task_override(actor=OPERATOR, task_id=task.pk, to_state="ready", rationale="redo")
+    implement(_fresh(task), BUILDER)
+    with pytest.raises(GateNotPassable) as refused:
+        gate_decide(actor=REVIEWER, checkpoint_id=checkpoint.pk, verdict="approved", rationale="ok")
+    assert refused.value.details["not_ready"] == [task.ref]
+    assert current_approval(_fresh(task)) is None
+
+
+def test_a_gate_moved_out_of_the_way_is_refused_cleanly(project, make_task):
+    _rule(project, "unreviewed_backlog", threshold=1)
+    implement(make_task(), BUILDER)
+    [checkpoint] = gates_evaluate()
+    operations.task_cancel(actor=OPERATOR, task_id=checkpoint.gate_task_id, reason="obsolete")
+    with pytest.raises(InvalidTransition):
+        gate_decide(actor=REVIEWER, checkpoint_id=checkpoint.pk, verdict="rejected", rationale="x")
+    assert not GateDecision.objects.exists()
+
+
+def test_a_milestone_already_approved_makes_no_empty_checkpoint(project):
+    phase = plan.phase_create(actor=PLANNER, project_id=project.pk, name="P")
+    milestone = plan.milestone_create(
+        actor=PLANNER, project_id=project.pk, phase_id=phase.pk, name="M"
+    )
+    task = plan.task_create(
+        actor=PLANNER, project_id=project.pk, title="t", milestone_id=milestone.pk
+    )
+    implement(task, BUILDER)
+    review_record(actor=REVIEWER, task_id=task.pk, verdict="approved", rationale="ok")
+    _rule(project, "milestone_done", milestone_id=milestone.pk)
+    assert gates_evaluate() == []
+
+
+def test_a_rule_milestone_must_be_in_its_phase(project):
+    phases = [plan.phase_create(actor=PLANNER, project_id=project.pk, name=n) for n in "AB"]
+    milestone = plan.milestone_create(
+        actor=PLANNER, project_id=project.pk, phase_id=phases[1].pk, name="M"
+    )
+    with pytest.raises(InvalidInput):
+        _rule(project, "milestone_done", phase_id=phases[0].pk, milestone_id=milestone.pk)
