@@ -38,7 +38,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from governance.actors import Actor, Role
-from governance.models import ApiKey, Checkpoint, Review
+from governance.models import ApiKey, Checkpoint, GateRule, Review
 from governance.services.api_keys import api_key_create
 from governance.services.gates import gate_rule_create, gates_evaluate
 from governance.services.reviews import review_record
@@ -190,6 +190,7 @@ def _seed() -> dict[str, list[int]]:
         "review": ids(Review.objects.all()),
         "integration": ids(IntegrationAttempt.objects.all()),
         "checkpoint": ids(Checkpoint.objects.all()),
+        "gate_rule": ids(GateRule.objects.all()),
     }
 
 
@@ -226,6 +227,7 @@ _PATH_KIND = {
     "api-keys": "api_key",
     "artifacts": "artifact",
     "checkpoints": "checkpoint",
+    "gate-rules": "gate_rule",
     "dependencies": "dependency",
     "integration-attempts": "integration",
     "leases": "lease",

@@ -108,3 +108,26 @@ def test_a_protected_paths_rule_needs_paths(api, project):
     )
     assert response.status_code == 400
     assert "protected_paths" in response.json()["error"]["details"]["fields"]
+
+
+def test_a_paused_rule_makes_no_checkpoint_until_resumed(api, project, make_task):
+    planner = api("planner", actor="pl")
+    rule = planner.post(
+        f"/api/v1/projects/{project.pk}/gate-rules/",
+        {"name": "batch", "trigger": "unreviewed_backlog", "threshold": 1},
+        format="json",
+    ).json()
+    paused = planner.patch(f"/api/v1/gate-rules/{rule['id']}/", {"enabled": False}, format="json")
+    assert paused.status_code == 200 and paused.json()["enabled"] is False
+    implement(make_task(), agent("builder"))
+    assert gates_evaluate() == []
+    planner.patch(
+        f"/api/v1/gate-rules/{rule['id']}/", {"enabled": True, "threshold": 1}, format="json"
+    )
+    assert len(gates_evaluate()) == 1
+    assert (
+        api("agent")
+        .patch(f"/api/v1/gate-rules/{rule['id']}/", {"enabled": False}, format="json")
+        .status_code
+        == 403
+    )

@@ -148,3 +148,12 @@ class GateDecisionCreateSerializer(serializers.Serializer):
     verdict = serializers.ChoiceField(choices=GateVerdict.choices)
     rationale = serializers.CharField(max_length=20_000)
     evidence = serializers.DictField(required=False)
+
+
+class GateRuleUpdateSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(required=False)
+    threshold = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
+    sla_hours = serializers.IntegerField(min_value=1, max_value=24 * 365, required=False)
+    protected_paths = serializers.ListField(
+        child=serializers.CharField(max_length=500), max_length=200, required=False
+    )

@@ -18,6 +18,7 @@ urlpatterns = [
     path(
         "projects/<id:project_id>/checkpoints/", v.CheckpointList.as_view(), name="checkpoint-list"
     ),
+    path("gate-rules/<id:pk>/", v.GateRuleDetail.as_view(), name="gate-rule-detail"),
     path("checkpoints/<id:pk>/", v.CheckpointDetail.as_view(), name="checkpoint-detail"),
     path("checkpoints/<id:pk>/decision/", v.CheckpointDecide.as_view(), name="checkpoint-decide"),
 ]

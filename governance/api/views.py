@@ -8,7 +8,7 @@ from governance.api import serializers as s
 from governance.models import ApiKey, Checkpoint, GateRule, Review
 from governance.selectors import review_queue
 from governance.services.api_keys import api_key_create, api_key_revoke
-from governance.services.gates import gate_decide, gate_rule_create
+from governance.services.gates import gate_decide, gate_rule_create, gate_rule_update
 from governance.services.reviews import review_record
 from orchestration.api.serializers import TaskSerializer
 from orchestration.selectors import (
@@ -207,3 +207,23 @@ class CheckpointDecide(APIView):
         serializer.is_valid(raise_exception=True)
         decision = gate_decide(actor=request.user, checkpoint_id=pk, **serializer.validated_data)
         return Response(s.GateDecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["gates"])
+class GateRuleDetail(APIView):
+    @extend_schema(responses={200: s.GateRuleSerializer, **error_responses()})
+    def get(self, request, pk):
+        return Response(
+            s.GateRuleSerializer(object_visible_or_404(GateRule, request.user, pk)).data
+        )
+
+    @extend_schema(
+        request=s.GateRuleUpdateSerializer,
+        responses={200: s.GateRuleSerializer, **error_responses(409)},
+    )
+    def patch(self, request, pk):
+        """Pause, resume or re-tune a rule (planner)."""
+        serializer = s.GateRuleUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        rule = gate_rule_update(actor=request.user, rule_id=pk, **serializer.validated_data)
+        return Response(s.GateRuleSerializer(rule).data)

@@ -95,6 +95,49 @@ def gate_rule_create(
     return rule
 
 
+@retry_on_conflict
+def gate_rule_update(
+    *,
+    actor: Actor,
+    rule_id: int,
+    enabled: bool | None = None,
+    threshold: int | None = None,
+    sla_hours: int | None = None,
+    protected_paths: list[str] | None = None,
+) -> GateRule:
+    """Pause, resume or re-tune a rule. Checkpoints it already made are left as they are."""
+    actor.require(Role.PLANNER)
+    rule = object_visible_or_404(GateRule, actor, rule_id)
+    changes = {
+        name: value
+        for name, value in {
+            "enabled": enabled,
+            "threshold": threshold,
+            "sla_hours": sla_hours,
+            "protected_paths": protected_paths,
+        }.items()
+        if value is not None
+    }
+    if rule.trigger == Trigger.PROTECTED_PATHS and changes.get("protected_paths") == []:
+        raise InvalidInput(
+            "A protected-paths rule needs paths.",
+            fields={"protected_paths": ["At least one glob."]},
+        )
+    with transaction.atomic():
+        rule = GateRule.objects.select_for_update().get(pk=rule.pk)
+        for name, value in changes.items():
+            setattr(rule, name, value)
+        rule.save(update_fields=list(changes) or None)
+        event_record(
+            project=rule.project_id,
+            kind="gate_rule.updated",
+            actor=actor.name,
+            rule_id=rule.pk,
+            **{k: v for k, v in changes.items()},
+        )
+    return rule
+
+
 def _in_project(model, pk, project, field):
     if pk is None:
         return None
