@@ -595,3 +595,34 @@ class IntegrationAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"integration {self.pk} of task {self.task_id} ({self.state})"
+
+
+class ChangesetStatus(models.TextChoices):
+    DRAFT = "draft"
+    APPLIED = "applied"
+
+
+class Changeset(models.Model):
+    """A planner's list of plan operations, made against the plan version they saw.
+
+    Applied atomically or not at all, once; the impact preview is the same code run and
+    rolled back, so it cannot disagree with what applying then does.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="changesets")
+    base_version = models.PositiveIntegerField()
+    title = models.CharField(max_length=300, blank=True)
+    operations = models.JSONField()
+    status = models.CharField(max_length=10, choices=ChangesetStatus, default=ChangesetStatus.DRAFT)
+    created_by = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+    applied_by = models.CharField(max_length=100, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    applied_version = models.PositiveIntegerField(null=True, blank=True)
+    impact = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"changeset {self.pk} on {self.project_id} (v{self.base_version}, {self.status})"

@@ -147,43 +147,72 @@ def task_create(
 ) -> Task:
     actor.require(Role.PLANNER)
     project_visible_or_404(actor, project_id)
-    now = utcnow()
     with transaction.atomic():
         project = lock_project(project_id)
-        milestone = _same_project(Milestone, milestone_id, project, "milestone")
-        parent = _same_project(Task, parent_id, project, "parent")
-        project.task_number_seq += 1
-        project.plan_version += 1
-        project.save(update_fields=["task_number_seq", "plan_version"])
-        task = Task(
-            project=project,
-            milestone=milestone,
-            parent=parent,
-            number=project.task_number_seq,
+        task = task_insert(
+            project,
+            actor=actor.name,
             title=title,
             description=description,
-            work_spec=work_spec or {},
+            work_spec=work_spec,
             task_class=task_class,
             priority=priority,
-            capability_tags=sorted(set(capability_tags or [])),
-            expected_paths=expected_paths or [],
-            created_by=actor.name,
-            state_changed_at=now,
+            capability_tags=capability_tags,
+            expected_paths=expected_paths,
+            max_attempts=max_attempts,
+            milestone=_same_project(Milestone, milestone_id, project, "milestone"),
+            parent=_same_project(Task, parent_id, project, "parent"),
         )
-        if max_attempts is not None:
-            task.max_attempts = max_attempts
-        task.become_ready()  # no edges yet: a new task is ready until one is added
-        task.save()
-        event_record(
-            project=project,
-            task=task,
-            kind="task.created",
-            actor=actor.name,
-            ref=task.ref,
-            title=title,
-            state=task.state,
-            plan_version=project.plan_version,
-        )
+        _bump_plan_version(project)
+    return task
+
+
+def task_insert(
+    project: Project,
+    *,
+    actor: str,
+    title: str,
+    description: str = "",
+    work_spec: dict[str, Any] | None = None,
+    task_class: str = "feature",
+    priority: int = 100,
+    capability_tags: list[str] | None = None,
+    expected_paths: list[str] | None = None,
+    max_attempts: int | None = None,
+    milestone: Milestone | None = None,
+    parent: Task | None = None,
+) -> Task:
+    """Add a task to a locked project (the caller bumps the plan version once)."""
+    project.task_number_seq += 1
+    project.save(update_fields=["task_number_seq"])
+    task = Task(
+        project=project,
+        milestone=milestone,
+        parent=parent,
+        number=project.task_number_seq,
+        title=title,
+        description=description,
+        work_spec=work_spec or {},
+        task_class=task_class,
+        priority=priority,
+        capability_tags=sorted(set(capability_tags or [])),
+        expected_paths=expected_paths or [],
+        created_by=actor,
+        state_changed_at=utcnow(),
+    )
+    if max_attempts is not None:
+        task.max_attempts = max_attempts
+    task.become_ready()  # no edges yet: a new task is ready until one is added
+    task.save()
+    event_record(
+        project=project,
+        task=task,
+        kind="task.created",
+        actor=actor,
+        ref=task.ref,
+        title=title,
+        state=task.state,
+    )
     return task
 
 
@@ -219,48 +248,100 @@ def dependency_add(
     now = now or utcnow()
     with transaction.atomic():
         project = lock_project(project_id)
-        prerequisite = _same_project(Task, prerequisite_id, project, "prerequisite")
-        dependent = _same_project(Task, dependent_id, project, "dependent")
-        if prerequisite.pk == dependent.pk:
-            raise DependencyCycle("A task cannot depend on itself.", task_id=dependent.pk)
-        if Dependency.objects.filter(prerequisite=prerequisite, dependent=dependent).exists():
-            raise DependencyExists(prerequisite_id=prerequisite.pk, dependent_id=dependent.pk)
-        if _reachable(dependent.pk, prerequisite.pk):
-            raise DependencyCycle(
-                f"{dependent.ref} already leads to {prerequisite.ref}; "
-                f"{prerequisite.ref} -> {dependent.ref} would close a cycle.",
-                prerequisite_id=prerequisite.pk,
-                dependent_id=dependent.pk,
-            )
-        edge = Dependency.objects.create(
-            project=project,
-            prerequisite=prerequisite,
-            dependent=dependent,
+        edge = edge_insert(
+            project,
+            actor=actor.name,
+            prerequisite=_same_project(Task, prerequisite_id, project, "prerequisite"),
+            dependent=_same_project(Task, dependent_id, project, "dependent"),
             unlock_on=unlock_on,
-            created_by=actor.name,
+            now=now,
         )
         _bump_plan_version(project)
-        event_record(
-            project=project,
-            task=dependent,
-            kind="dependency.added",
-            actor=actor.name,
-            dependency_id=edge.pk,
-            prerequisite=prerequisite.ref,
-            dependent=dependent.ref,
-            unlock_on=unlock_on,
-        )
-        # Lock both ends (id order) so the prerequisite's state cannot move between this
-        # read and the commit: its own transition would miss the new edge otherwise.
-        locked = {t.pk: t for t in lock_tasks([prerequisite.pk, dependent.pk])}
-        prerequisite, dependent = locked[prerequisite.pk], locked[dependent.pk]
-        satisfied = prerequisite.state in SATISFYING_STATES[UnlockOn(unlock_on)]
-        if not satisfied:
-            dependent.unmet_prerequisites += 1
-        task_material_change(
-            dependent, actor=actor.name, now=now, reason=f"new prerequisite {prerequisite.ref}"
-        )
     return edge
+
+
+def edge_insert(
+    project: Project,
+    *,
+    actor: str,
+    prerequisite: Task,
+    dependent: Task,
+    unlock_on: str,
+    now: datetime,
+) -> Dependency:
+    """Add an edge in a locked project: no self-loop, no duplicate, no cycle.
+
+    The project lock serialises every edge insert of the project, so the cycle check cannot
+    race another insert.
+    """
+    if prerequisite.pk == dependent.pk:
+        raise DependencyCycle("A task cannot depend on itself.", task_id=dependent.pk)
+    if Dependency.objects.filter(prerequisite=prerequisite, dependent=dependent).exists():
+        raise DependencyExists(prerequisite_id=prerequisite.pk, dependent_id=dependent.pk)
+    if _reachable(dependent.pk, prerequisite.pk):
+        raise DependencyCycle(
+            f"{dependent.ref} already leads to {prerequisite.ref}; "
+            f"{prerequisite.ref} -> {dependent.ref} would close a cycle.",
+            prerequisite_id=prerequisite.pk,
+            dependent_id=dependent.pk,
+        )
+    edge = Dependency.objects.create(
+        project=project,
+        prerequisite=prerequisite,
+        dependent=dependent,
+        unlock_on=unlock_on,
+        created_by=actor,
+    )
+    event_record(
+        project=project,
+        task=dependent,
+        kind="dependency.added",
+        actor=actor,
+        dependency_id=edge.pk,
+        prerequisite=prerequisite.ref,
+        dependent=dependent.ref,
+        unlock_on=unlock_on,
+    )
+    # Lock both ends (id order) so the prerequisite's state cannot move between this read
+    # and the commit: its own transition would miss the new edge otherwise.
+    locked = {t.pk: t for t in lock_tasks([prerequisite.pk, dependent.pk])}
+    prerequisite, dependent = locked[prerequisite.pk], locked[dependent.pk]
+    if prerequisite.state not in SATISFYING_STATES[UnlockOn(unlock_on)]:
+        dependent.unmet_prerequisites += 1
+    task_material_change(
+        dependent, actor=actor, now=now, reason=f"new prerequisite {prerequisite.ref}"
+    )
+    return edge
+
+
+def edge_delete(project: Project, *, actor: str, edge: Dependency, now: datetime) -> None:
+    """Remove an edge in a locked project; the dependent may become ready."""
+    locked = {t.pk: t for t in lock_tasks([edge.prerequisite_id, edge.dependent_id])}
+    prerequisite, dependent = locked[edge.prerequisite_id], locked[edge.dependent_id]
+    if prerequisite.state not in SATISFYING_STATES[UnlockOn(edge.unlock_on)]:
+        dependent.unmet_prerequisites -= 1
+    event_record(
+        project=project,
+        task=dependent,
+        kind="dependency.removed",
+        actor=actor,
+        dependency_id=edge.pk,
+        prerequisite=prerequisite.ref,
+        dependent=dependent.ref,
+    )
+    edge.delete()
+    task_material_change(
+        dependent, actor=actor, now=now, reason=f"prerequisite {prerequisite.ref} removed"
+    )
+    if dependent.state == S.BACKLOG and dependent.unmet_prerequisites == 0:
+        transition_apply(
+            dependent,
+            dependent.become_ready_reserved if dependent.holder else dependent.become_ready,
+            actor=actor,
+            kind="task.ready",
+            now=now,
+            reason=f"prerequisite {prerequisite.ref} removed",
+        )
 
 
 def task_material_change(task: Task, *, actor: str, now: datetime, reason: str) -> None:
