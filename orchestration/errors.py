@@ -74,3 +74,16 @@ class IntegrationQueued(DomainError):
 class IntegrationNotRunning(DomainError):
     code = "INTEGRATION_NOT_RUNNING"
     default_message = "Only a running integration attempt, by the one who took it, takes a result."
+
+
+class PlanVersionStale(DomainError):
+    code = "PLAN_VERSION_STALE"
+    default_message = (
+        "The plan moved since this changeset was made: review it against the current "
+        "version, or apply it with rebase if it still validates."
+    )
+
+
+class ChangesetApplied(DomainError):
+    code = "CHANGESET_ALREADY_APPLIED"
+    default_message = "This changeset has been applied already; it cannot be applied again."
