@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from governance.actors import Actor
 from orchestration.models import (
     Artifact,
+    Changeset,
     Dependency,
     Event,
     ExecutionSnapshot,
@@ -130,3 +131,18 @@ class EventAdmin(ReadOnlyAdmin):
 class IntegrationAttemptAdmin(ReadOnlyAdmin):
     list_display = ["id", "task", "state", "enqueued_by", "taken_by", "created_at", "finished_at"]
     list_filter = ["state", "project"]
+
+
+@admin.register(Changeset)
+class ChangesetAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "project",
+        "title",
+        "base_version",
+        "status",
+        "applied_version",
+        "created_by",
+        "created_at",
+    ]
+    list_filter = ["status", "project"]
