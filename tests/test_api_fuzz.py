@@ -44,6 +44,7 @@ from governance.services.gates import gate_rule_create, gates_evaluate
 from governance.services.reviews import review_record
 from orchestration.models import (
     Artifact,
+    Changeset,
     Dependency,
     Event,
     ExecutionSnapshot,
@@ -57,6 +58,7 @@ from orchestration.models import (
     Task,
 )
 from orchestration.services import integration, leases, operations, plan
+from orchestration.services.changesets import changeset_apply, changeset_create
 
 CHECKS = [
     not_a_server_error,
@@ -168,6 +170,20 @@ def _seed() -> dict[str, list[int]]:
     leases.artifact_publish(actor=AGENT, task_id=pending.pk, lease_token=token)
     leases.task_mark_implemented(actor=AGENT, task_id=pending.pk, lease_token=token)
     gates_evaluate()
+    # A draft changeset and an applied one.
+    changeset_create(
+        actor=ADMIN,
+        project_id=project.pk,
+        base_version=1,
+        operations=[{"op": "add_task", "title": "proposed"}],
+    )
+    draft = changeset_create(
+        actor=ADMIN,
+        project_id=project.pk,
+        base_version=Project.objects.get(pk=project.pk).plan_version,
+        operations=[{"op": "reprioritise", "task": late.ref, "priority": 7}],
+    )
+    changeset_apply(actor=ADMIN, changeset_id=draft.pk)
 
     def ids(queryset):
         return list(queryset.order_by("id").values_list("id", flat=True))
@@ -191,6 +207,7 @@ def _seed() -> dict[str, list[int]]:
         "integration": ids(IntegrationAttempt.objects.all()),
         "checkpoint": ids(Checkpoint.objects.all()),
         "gate_rule": ids(GateRule.objects.all()),
+        "changeset": ids(Changeset.objects.all()),
     }
 
 
@@ -226,6 +243,7 @@ UNKNOWN_ID = 10**15
 _PATH_KIND = {
     "api-keys": "api_key",
     "artifacts": "artifact",
+    "changesets": "changeset",
     "checkpoints": "checkpoint",
     "gate-rules": "gate_rule",
     "dependencies": "dependency",

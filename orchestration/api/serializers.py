@@ -9,6 +9,7 @@ from orchestration.models import (
     INTEGRATION_RESULTS,
     OVERRIDE_TARGETS,
     Artifact,
+    Changeset,
     CheckStatus,
     Dependency,
     Event,
@@ -406,3 +407,62 @@ def _valid_sha(value: str) -> str:
     if value and not _SHA.match(value):
         raise serializers.ValidationError("A commit sha is 7 to 64 hexadecimal characters.")
     return value.lower()
+
+
+ChangesetSerializer = _read_only(
+    Changeset,
+    [
+        "id",
+        "project",
+        "title",
+        "base_version",
+        "operations",
+        "status",
+        "created_by",
+        "created_at",
+        "applied_by",
+        "applied_at",
+        "applied_version",
+        "impact",
+    ],
+)
+
+
+class ChangesetCreateSerializer(serializers.Serializer):
+    base_version = serializers.IntegerField(
+        min_value=1, max_value=2**31 - 1, help_text="The plan version you made this against."
+    )
+    title = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    operations = serializers.ListField(
+        child=serializers.DictField(),
+        min_length=1,
+        max_length=10_000,
+        help_text=(
+            "Each is an object with `op`: add_phase, add_milestone, add_task, update_task, "
+            "move_task, reprioritise, cancel_task, remove_task, add_dependency, "
+            "remove_dependency. Refer to tasks by id or ref (T7), and to what this changeset "
+            "creates by the `key` it gave it (new:login)."
+        ),
+    )
+
+
+class ChangesetApplySerializer(serializers.Serializer):
+    rebase = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Apply even though the plan moved since base_version, if it still validates.",
+    )
+
+
+class ChangesetPreviewSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    impact = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
+    error = serializers.DictField(required=False)
+
+
+class VersionCompareSerializer(serializers.Serializer):
+    from_version = serializers.IntegerField()
+    to_version = serializers.IntegerField()
+    changesets = ChangesetSerializer(many=True)

@@ -20,6 +20,11 @@ urlpatterns = [
     path(P + "snapshots/", v.SnapshotList.as_view(), name="snapshot-list"),
     path(P + "graph/", v.ProjectGraph.as_view(), name="project-graph"),
     path(P + "events/", v.EventList.as_view(), name="event-list"),
+    path(P + "changesets/", v.ChangesetListCreate.as_view(), name="changeset-list"),
+    path(P + "versions/compare/", v.VersionCompare.as_view(), name="version-compare"),
+    path("changesets/<id:pk>/", v.ChangesetDetail.as_view(), name="changeset-detail"),
+    path("changesets/<id:pk>/preview/", v.ChangesetPreview.as_view(), name="changeset-preview"),
+    path("changesets/<id:pk>/apply/", v.ChangesetApply.as_view(), name="changeset-apply"),
     path(P + "integration-attempts/", v.IntegrationAttemptList.as_view(), name="integration-list"),
     path(
         P + "integration-attempts/take-next/",

@@ -12,6 +12,7 @@ from orchestration.api import serializers as s
 from orchestration.api.pagination import ReadyListPagination
 from orchestration.models import (
     Artifact,
+    Changeset,
     Dependency,
     ExecutionSnapshot,
     IntegrationAttempt,
@@ -21,7 +22,7 @@ from orchestration.models import (
     Reservation,
     Task,
 )
-from orchestration.services import integration, leases, operations, plan
+from orchestration.services import changesets, integration, leases, operations, plan
 from orchestration.services.sweep import EXPIRE_ON_READ_LIMIT, holds_expire_due
 from tascade.api import MAX_ID, error_responses
 
@@ -551,3 +552,77 @@ class IntegrationResult(APIView):
             actor=request.user, attempt_id=pk, **_input(s.IntegrationResultSerializer, request)
         )
         return Response(s.IntegrationAttemptSerializer(attempt).data)
+
+
+# --- plan changesets (planners) ---------------------------------------------------------------
+class ChangesetListCreate(_list(Changeset, s.ChangesetSerializer, "changesets", ["status"])):
+    @extend_schema(
+        request=s.ChangesetCreateSerializer,
+        responses={201: s.ChangesetSerializer, **error_responses(409)},
+    )
+    def post(self, request, project_id):
+        """Propose a changeset against the plan version you saw (planner)."""
+        data = _input(s.ChangesetCreateSerializer, request)
+        changeset = changesets.changeset_create(actor=request.user, project_id=project_id, **data)
+        return Response(s.ChangesetSerializer(changeset).data, status=status.HTTP_201_CREATED)
+
+
+ChangesetDetail = _detail(Changeset, s.ChangesetSerializer, "changesets")
+
+
+@extend_schema(
+    tags=["changesets"],
+    request=s.ChangesetApplySerializer,
+    responses={200: s.ChangesetPreviewSerializer, **error_responses(409)},
+)
+class ChangesetPreview(APIView):
+    """What applying would do (claims released, started work told, readiness changes), or
+    the first refusal it would meet. Changes nothing."""
+
+    def post(self, request, pk):
+        data = _input(s.ChangesetApplySerializer, request)
+        return Response(changesets.changeset_preview(actor=request.user, changeset_id=pk, **data))
+
+
+@extend_schema(
+    tags=["changesets"],
+    request=s.ChangesetApplySerializer,
+    responses={200: s.ChangesetSerializer, **error_responses(409)},
+)
+class ChangesetApply(APIView):
+    """Apply every operation or none, as one new plan version (planner)."""
+
+    def post(self, request, pk):
+        data = _input(s.ChangesetApplySerializer, request)
+        changeset = changesets.changeset_apply(actor=request.user, changeset_id=pk, **data)
+        return Response(s.ChangesetSerializer(changeset).data)
+
+
+class VersionQuerySerializer(serializers.Serializer):
+    from_version = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
+    to_version = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
+
+
+@extend_schema(
+    tags=["changesets"],
+    parameters=[VersionQuerySerializer],
+    responses={200: s.VersionCompareSerializer, **error_responses()},
+)
+class VersionCompare(APIView):
+    """The changesets that took the plan from one version to another, in order."""
+
+    def get(self, request, project_id):
+        query = _query(VersionQuerySerializer, request)
+        low, high = sorted((query["from_version"], query["to_version"]))
+        applied = (
+            selectors.project_children(Changeset, request.user, project_id)
+            .filter(applied_version__gt=low, applied_version__lte=high)
+            .order_by("applied_version")
+        )
+        return Response(
+            {
+                "from_version": low,
+                "to_version": high,
+                "changesets": s.ChangesetSerializer(applied, many=True).data,
+            }
+        )

@@ -79,6 +79,12 @@ def _invalid(message: str, **details) -> InvalidInput:
     return InvalidInput(message, **details)
 
 
+# Bounds every value must keep before it reaches the database.
+_MAX_LENGTH = {"title": 300, "name": 200, "description": 20_000, "reason": 20_000, "key": 100}
+_INT_RANGE = {"priority": (0, 1_000_000), "position": (0, 1_000_000), "max_attempts": (1, 100)}
+MAX_ID = 2**62
+
+
 def _field(op: dict, name: str, kind=None, required=True):
     if name not in op:
         if required:
@@ -88,6 +94,11 @@ def _field(op: dict, name: str, kind=None, required=True):
     wrong_type = kind is not None and not isinstance(value, kind)
     if wrong_type or (kind is int and isinstance(value, bool)):
         raise _invalid(f"'{name}' has the wrong type.", field=name)
+    if isinstance(value, str) and len(value) > _MAX_LENGTH.get(name, 20_000):
+        raise _invalid(f"'{name}' is too long.", field=name)
+    low, high = _INT_RANGE.get(name, (None, None))
+    if isinstance(value, int) and low is not None and not low <= value <= high:
+        raise _invalid(f"'{name}' must be between {low} and {high}.", field=name)
     return value
 
 
@@ -99,9 +110,11 @@ def _resolve(run: _Run, model, ref, name: str):
             raise _invalid(f"'{ref}' is not created earlier in this changeset.", field=name)
         return obj
     lookup = None
-    if isinstance(ref, int) and not isinstance(ref, bool):
+    if isinstance(ref, int) and not isinstance(ref, bool) and 0 < ref < MAX_ID:
         lookup = {"pk": ref}
     elif model is Task and isinstance(ref, str) and ref[:1] == "T" and ref[1:].isdigit():
+        if len(ref) > 10:
+            raise _invalid(f"No task {ref} in this project.", field=name)
         lookup = {"number": int(ref[1:])}
     if lookup is None:
         raise _invalid(
@@ -119,7 +132,12 @@ def _name_new(run: _Run, op: dict, obj) -> None:
     key = op.get("key")
     if key is None:
         return
-    if not isinstance(key, str) or not key.startswith("new:") or key in run.created:
+    if (
+        not isinstance(key, str)
+        or not key.startswith("new:")
+        or len(key) > _MAX_LENGTH["key"]
+        or key in run.created
+    ):
         raise _invalid("'key' must be a fresh name like new:login.", field="key")
     run.created[key] = obj
 
@@ -164,10 +182,8 @@ def _task_fields(op: dict) -> dict:
     if "task_class" in fields and fields["task_class"] not in TaskClass.values:
         raise _invalid("Unknown task_class.", field="task_class")
     for name in ("capability_tags", "expected_paths"):
-        if name in fields and not all(isinstance(v, str) for v in fields[name]):
+        if name in fields and not all(isinstance(v, str) and len(v) <= 1000 for v in fields[name]):
             raise _invalid(f"'{name}' must be a list of strings.", field=name)
-    if fields.get("max_attempts", 1) < 1 or not 0 <= fields.get("priority", 0) <= 1_000_000:
-        raise _invalid("priority or max_attempts out of range.")
     return fields
 
 
@@ -221,8 +237,6 @@ def _move_task(run: _Run, op: dict) -> None:
 def _reprioritise(run: _Run, op: dict) -> None:
     task = _locked(run, _field(op, "task"))
     task.priority = _field(op, "priority", int)
-    if not 0 <= task.priority <= 1_000_000:
-        raise _invalid("priority out of range.", field="priority")
     task.save(update_fields=["priority", "updated_at"])
 
 
@@ -295,9 +309,14 @@ _HANDLERS = {
 }
 
 
+MAX_OPERATIONS = 10_000
+
+
 def _check_shape(operations: Any) -> None:
-    if not isinstance(operations, list) or not operations:
-        raise _invalid("operations must be a non-empty list.", field="operations")
+    if not isinstance(operations, list) or not operations or len(operations) > MAX_OPERATIONS:
+        raise _invalid(
+            f"operations must be a list of 1 to {MAX_OPERATIONS} operations.", field="operations"
+        )
     for index, op in enumerate(operations):
         if not isinstance(op, dict) or op.get("op") not in _HANDLERS:
             raise _invalid(
