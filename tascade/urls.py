@@ -11,6 +11,7 @@ register_converter(IdConverter, "id")
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("review/", include("governance.urls")),
+    path("plan/", include("orchestration.urls")),
     path("ops/", views.health, name="ops-health"),
     path("api/v1/", include("orchestration.api.urls")),
     path("api/v1/", include("governance.api.urls")),

@@ -9,6 +9,7 @@ The impact preview runs exactly the apply code inside a transaction that is then
 back, and reads the impact off a before/after comparison: it cannot disagree with apply.
 """
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -112,7 +113,7 @@ def _resolve(run: _Run, model, ref, name: str):
     lookup = None
     if isinstance(ref, int) and not isinstance(ref, bool) and 0 < ref < MAX_ID:
         lookup = {"pk": ref}
-    elif model is Task and isinstance(ref, str) and ref[:1] == "T" and ref[1:].isdigit():
+    elif model is Task and isinstance(ref, str) and re.fullmatch(r"T[0-9]+", ref):
         if len(ref) > 10:
             raise _invalid(f"No task {ref} in this project.", field=name)
         lookup = {"number": int(ref[1:])}
@@ -184,6 +185,8 @@ def _task_fields(op: dict) -> dict:
     for name in ("capability_tags", "expected_paths"):
         if name in fields and not all(isinstance(v, str) and len(v) <= 1000 for v in fields[name]):
             raise _invalid(f"'{name}' must be a list of strings.", field=name)
+    if "capability_tags" in fields:
+        fields["capability_tags"] = sorted(set(fields["capability_tags"]))  # as on insert
     return fields
 
 

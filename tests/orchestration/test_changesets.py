@@ -268,3 +268,12 @@ def test_agents_cannot_change_the_plan(project):
             base_version=1,
             operations=[{"op": "add_task", "title": "x"}],
         )
+
+
+@pytest.mark.parametrize("ref", ["T²", "T٣", "T" + "9" * 30, "t1", "T-1", ""])
+def test_odd_task_refs_are_refused_cleanly(project, make_task, ref):
+    """Guards against a ref that looks numeric to Python but not to int() (a 500)."""
+    make_task()
+    changeset = _changeset(project, {"op": "reprioritise", "task": ref, "priority": 1})
+    preview = changeset_preview(actor=PLANNER, changeset_id=changeset.pk)
+    assert preview["valid"] is False and preview["error"]["code"] == "VALIDATION_ERROR"
