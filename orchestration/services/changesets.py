@@ -333,7 +333,16 @@ def _task_states(project: Project) -> dict[int, tuple]:
     return {
         row[0]: row[1:]
         for row in Task.objects.filter(project=project).values_list(
-            "pk", "number", "state", "holder", "material_revision"
+            "pk",
+            "number",
+            "state",
+            "holder",
+            "material_revision",
+            "title",
+            "priority",
+            "milestone_id",
+            "capability_tags",
+            "max_attempts",
         )
     }
 
@@ -354,16 +363,19 @@ def _impact(before: dict, after: dict) -> dict[str, list[str]]:
         )
     }
     pool = (S.READY, S.RESERVED)
-    for pk, (number, state, holder, revision) in sorted(after.items()):
+    for pk, (number, state, holder, revision, *details) in sorted(after.items()):
         ref = f"T{number}"
         if pk not in before:
             impact["created"].append(ref)
             continue
-        _, old_state, old_holder, old_revision = before[pk]
+        _, old_state, old_holder, old_revision, *old_details = before[pk]
         if revision != old_revision:
             impact["material"].append(ref)
             if state in STARTED_STATES:
                 impact["protected_told"].append(ref)
+        elif details != old_details:
+            # Retitled, reprioritised, moved, re-tagged: nobody's work is disturbed.
+            impact["not_material"].append(ref)
         if old_state == S.CLAIMED and state != S.CLAIMED:
             impact["claims_released"].append(ref)
         if old_holder and old_state in (S.RESERVED, S.BACKLOG) and not holder:

@@ -114,6 +114,7 @@ def test_reordering_retitling_and_reprioritising_are_not_material(make_task, ope
     assert Lease.objects.get(pk=lease.pk).status == "active"
     assert _fresh(task).material_revision == task.material_revision
     assert applied.impact["material"] == []
+    assert applied.impact["not_material"] == [task.ref]
 
 
 def test_move_is_not_material(project, make_task):
