@@ -35,6 +35,7 @@ from orchestration.selectors import object_visible_or_404, project_visible_or_40
 from orchestration.services import plan
 from orchestration.services.events import event_record
 from orchestration.services.lifecycle import transition_apply, utcnow
+from orchestration.services.plan import in_project
 from tascade.errors import InvalidInput
 from tascade.transactions import retry_on_conflict
 
@@ -65,8 +66,8 @@ def gate_rule_create(
             "A protected-paths rule needs paths.",
             fields={"protected_paths": ["At least one glob, e.g. */migrations/*."]},
         )
-    phase = _in_project(Phase, phase_id, project, "phase")
-    milestone = _in_project(Milestone, milestone_id, project, "milestone")
+    phase = in_project(Phase, phase_id, project, "phase")
+    milestone = in_project(Milestone, milestone_id, project, "milestone")
     if phase and milestone and milestone.phase_id != phase.pk:
         raise InvalidInput(
             "The milestone is not in that phase.",
@@ -136,15 +137,6 @@ def gate_rule_update(
             **{k: v for k, v in changes.items()},
         )
     return rule
-
-
-def _in_project(model, pk, project, field):
-    if pk is None:
-        return None
-    obj = model.objects.filter(pk=pk, project=project).first()
-    if obj is None:
-        raise InvalidInput(f"No {field} {pk} in this project.", fields={field: ["Not found."]})
-    return obj
 
 
 # --- evaluation ------------------------------------------------------------------------------

@@ -100,7 +100,7 @@ def milestone_create(
     project_visible_or_404(actor, project_id)
     with transaction.atomic():
         project = lock_project(project_id)
-        phase = _same_project(Phase, phase_id, project, "phase")
+        phase = in_project(Phase, phase_id, project, "phase")
         milestone = Milestone.objects.create(
             project=project, phase=phase, name=name, description=description, position=position
         )
@@ -116,7 +116,7 @@ def milestone_create(
     return milestone
 
 
-def _same_project(model, pk: int | None, project: Project, field: str):
+def in_project(model, pk: int | None, project: Project, field: str):
     """Fetch a referenced object, refusing one from another project (or none at all)."""
     if pk is None:
         return None
@@ -160,8 +160,8 @@ def task_create(
             capability_tags=capability_tags,
             expected_paths=expected_paths,
             max_attempts=max_attempts,
-            milestone=_same_project(Milestone, milestone_id, project, "milestone"),
-            parent=_same_project(Task, parent_id, project, "parent"),
+            milestone=in_project(Milestone, milestone_id, project, "milestone"),
+            parent=in_project(Task, parent_id, project, "parent"),
         )
         _bump_plan_version(project)
     return task
@@ -251,8 +251,8 @@ def dependency_add(
         edge = edge_insert(
             project,
             actor=actor.name,
-            prerequisite=_same_project(Task, prerequisite_id, project, "prerequisite"),
-            dependent=_same_project(Task, dependent_id, project, "dependent"),
+            prerequisite=in_project(Task, prerequisite_id, project, "prerequisite"),
+            dependent=in_project(Task, dependent_id, project, "dependent"),
             unlock_on=unlock_on,
             now=now,
         )
