@@ -134,17 +134,11 @@ def task_create(
     *,
     actor: Actor,
     project_id: int,
-    title: str,
-    description: str = "",
-    work_spec: dict[str, Any] | None = None,
-    task_class: str = "feature",
-    priority: int = 100,
-    capability_tags: list[str] | None = None,
-    expected_paths: list[str] | None = None,
-    max_attempts: int | None = None,
     milestone_id: int | None = None,
     parent_id: int | None = None,
+    **fields: Any,
 ) -> Task:
+    """Add one task (``fields`` as in ``task_insert``) as its own plan version."""
     actor.require(Role.PLANNER)
     project_visible_or_404(actor, project_id)
     with transaction.atomic():
@@ -152,16 +146,9 @@ def task_create(
         task = task_insert(
             project,
             actor=actor.name,
-            title=title,
-            description=description,
-            work_spec=work_spec,
-            task_class=task_class,
-            priority=priority,
-            capability_tags=capability_tags,
-            expected_paths=expected_paths,
-            max_attempts=max_attempts,
             milestone=in_project(Milestone, milestone_id, project, "milestone"),
             parent=in_project(Task, parent_id, project, "parent"),
+            **fields,
         )
         _bump_plan_version(project)
     return task
