@@ -25,8 +25,15 @@ def key(db):
 
 def run(scenario):
     """Run an async scenario from a sync test. ``async_to_sync`` runs the tools' thread-
-    sensitive ORM calls on this thread, so they see the test's transaction."""
-    return async_to_sync(scenario)()
+    sensitive ORM calls on this thread, so they see the test's transaction. A failure inside
+    the client's task groups is re-raised as itself, not as nested exception groups."""
+    try:
+        return async_to_sync(scenario)()
+    except BaseExceptionGroup as group:
+        leaf = group
+        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+            leaf = leaf.exceptions[0]
+        raise leaf from group
 
 
 @asynccontextmanager
