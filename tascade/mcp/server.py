@@ -112,3 +112,18 @@ def create_server(*, api_key: str | None = None) -> MCPServer:
         instructions=SERVER_INSTRUCTIONS,
         tools=[_tool(spec, api_key) for spec in TOOLS],
     )
+
+
+CHARS_PER_TOKEN = 4  # the usual estimate for English text and JSON
+
+
+async def listed_tools() -> list[dict[str, Any]]:
+    """Every tool definition exactly as a client lists it (name, description, input schema,
+    annotations), through the SDK's in-memory client: what an agent loads into its context."""
+    from mcp import Client
+
+    async with Client(create_server()) as client:
+        listing = await client.list_tools()
+    return [
+        tool.model_dump(by_alias=True, exclude_none=True, mode="json") for tool in listing.tools
+    ]

@@ -245,7 +245,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "claim",
         "Claim `task_id`, or with `project_id` the most urgent ready task whose capability "
         "tags are all in `capabilities` (omit to take any). Answers `task` and `lease` (both "
-        "null when nothing fits); `lease.token` is the `lease_token` every later write on the "
+        "null when nothing fits); `lease.token` is the lease token every later write on the "
         "task presents. Refusals: `TASK_ALREADY_CLAIMED`, `DEPENDENCIES_UNMET`.",
         ClaimArgs,
         _claim,
