@@ -235,7 +235,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         "list_ready",
         "Tasks you may claim now, in the order `claim` by `project_id` takes them. "
-        "`capabilities`: only tasks whose tags you all have.",
+        "With `capabilities`, only tasks whose capability tags are all in it.",
         _on(ReadyArgs, "ReadyArgs"),
         _ready,
         _Tasks,
