@@ -39,6 +39,7 @@ schema: dev
 
 bench: dev
 	TASCADE_DATABASE_URL=$(PGURL) $(BIN)/python benchmarks/core.py
+	$(BIN)/python benchmarks/mcp_tools.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

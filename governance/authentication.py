@@ -42,6 +42,25 @@ def actor_for_raw_key(raw_key: str) -> Actor | None:
     return actor
 
 
+def bearer_key(header: str) -> str:
+    """The raw key of an ``Authorization: Bearer tsk_…`` header (a non-empty header)."""
+    scheme, _, raw_key = header.partition(" ")
+    if scheme.lower() != "bearer" or not raw_key.strip():
+        raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer tsk_…'.")
+    return raw_key.strip()
+
+
+def authenticate_key(raw_key: str | None) -> Actor:
+    """The actor of a raw key; DRF's authentication errors for none, an unknown or a revoked
+    one. Every interface (REST, MCP over HTTP and stdio) authenticates through this."""
+    if not raw_key:
+        raise exceptions.NotAuthenticated("Give an API key: 'Authorization: Bearer tsk_…'.")
+    actor = actor_for_raw_key(raw_key)
+    if actor is None:
+        raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
+    return actor
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
@@ -49,12 +68,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
-        scheme, _, raw_key = header.partition(" ")
-        if scheme.lower() != self.keyword.lower() or not raw_key.strip():
-            raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer tsk_…'.")
-        actor = actor_for_raw_key(raw_key.strip())
-        if actor is None:
-            raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
+        actor = authenticate_key(bearer_key(header))
         return actor, actor
 
     def authenticate_header(self, request):

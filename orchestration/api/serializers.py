@@ -342,6 +342,22 @@ class HeartbeatResultSerializer(serializers.Serializer):
     )
 
 
+def claim_result(lease: Lease) -> dict:
+    """The answer to a claim, over REST and MCP alike."""
+    return {"task": TaskSerializer(lease.task).data, "lease": LeaseSerializer(lease).data}
+
+
+def heartbeat_result(beat) -> dict:
+    """The answer to a heartbeat (a ``leases.HeartbeatResult``), over REST and MCP alike."""
+    return {
+        "lease": LeaseSerializer(beat.lease).data,
+        "ttl_seconds": beat.ttl_seconds,
+        "plan_version": beat.plan_version,
+        "snapshot_plan_version": beat.snapshot.plan_version if beat.snapshot else None,
+        "plan_changed": beat.plan_changed,
+    }
+
+
 class EdgeTaskSerializer(serializers.Serializer):
     dependency = DependencySerializer(source="edge")
     task = TaskSerializer()
@@ -394,6 +410,14 @@ class EventPageSerializer(serializers.Serializer):
     next_after = serializers.IntegerField(
         allow_null=True, help_text="Pass as `after` to read on; null when nothing was returned."
     )
+
+
+def event_page(events: list[Event]) -> dict:
+    """A page of the event log and the cursor to read on from, over REST and MCP alike."""
+    return {
+        "results": EventSerializer(events, many=True).data,
+        "next_after": events[-1].pk if events else None,
+    }
 
 
 IntegrationAttemptSerializer = _read_only(

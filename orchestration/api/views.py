@@ -23,7 +23,6 @@ from orchestration.models import (
     Task,
 )
 from orchestration.services import changesets, delegation, integration, leases, operations, plan
-from orchestration.services.sweep import EXPIRE_ON_READ_LIMIT, holds_expire_due
 from tascade.api import MAX_ID, error_responses
 
 
@@ -231,10 +230,10 @@ class ReadyList(generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):
             return Task.objects.none()
         query = _query(ReadyQuerySerializer, self.request)
-        project = selectors.project_visible_or_404(self.request.user, self.kwargs["project_id"])
-        holds_expire_due(project_id=project.pk, limit=EXPIRE_ON_READ_LIMIT)
-        return selectors.ready_tasks(
-            self.request.user, project.pk, _comma_list(query.get("capabilities"))
+        return leases.ready_list(
+            actor=self.request.user,
+            project_id=self.kwargs["project_id"],
+            capabilities=_comma_list(query.get("capabilities")),
         )
 
 
@@ -283,12 +282,7 @@ class EventList(APIView):
             kinds=_comma_list(query.get("kind")),
             limit=query["limit"],
         )
-        return Response(
-            {
-                "results": s.EventSerializer(events, many=True).data,
-                "next_after": events[-1].pk if events else None,
-            }
-        )
+        return Response(s.event_page(events))
 
 
 @extend_schema(tags=["tasks"], responses={200: s.TaskContextSerializer, **error_responses()})
@@ -308,10 +302,6 @@ class TaskSnapshot(APIView):
 
 
 # --- the agent's lifecycle ------------------------------------------------------------------
-def _claim_result(lease):
-    return {"task": s.TaskSerializer(lease.task).data, "lease": s.LeaseSerializer(lease).data}
-
-
 @extend_schema(
     tags=["agent"], request=None, responses={201: s.ClaimResultSerializer, **error_responses(409)}
 )
@@ -320,7 +310,7 @@ class TaskClaim(APIView):
 
     def post(self, request, pk):
         lease = leases.task_claim(actor=request.user, task_id=pk)
-        return Response(_claim_result(lease), status=status.HTTP_201_CREATED)
+        return Response(s.claim_result(lease), status=status.HTTP_201_CREATED)
 
 
 @extend_schema(
@@ -342,7 +332,7 @@ class ClaimNext(APIView):
         )
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(_claim_result(lease), status=status.HTTP_201_CREATED)
+        return Response(s.claim_result(lease), status=status.HTTP_201_CREATED)
 
 
 @extend_schema(
@@ -370,15 +360,7 @@ class TaskHeartbeat(APIView):
     def post(self, request, pk):
         data = _input(s.LeaseTokenSerializer, request)
         beat = leases.lease_heartbeat(actor=request.user, task_id=pk, **data)
-        return Response(
-            {
-                "lease": s.LeaseSerializer(beat.lease).data,
-                "ttl_seconds": beat.ttl_seconds,
-                "plan_version": beat.plan_version,
-                "snapshot_plan_version": beat.snapshot.plan_version if beat.snapshot else None,
-                "plan_changed": beat.plan_changed,
-            }
-        )
+        return Response(s.heartbeat_result(beat))
 
 
 @extend_schema(

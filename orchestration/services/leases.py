@@ -41,7 +41,7 @@ from orchestration.models import (
     TaskState,
     claimable_by,
 )
-from orchestration.selectors import project_visible_or_404
+from orchestration.selectors import project_visible_or_404, ready_tasks
 from orchestration.services.events import event_record
 from orchestration.services.lifecycle import (
     hold_expire_if_due,
@@ -206,6 +206,14 @@ def task_claim_next(
             # The counter said ready but the edges disagree (logged): never hand it out.
             skipped.add(task.pk)
     return None
+
+
+def ready_list(*, actor: Actor, project_id: int, capabilities: list[str] | None = None):
+    """The tasks claim-next would offer this agent, in its order. Lapsed leases and
+    reservations in the project are expired first, exactly as claim-next does."""
+    project = project_visible_or_404(actor, project_id)
+    holds_expire_due(project_id=project.pk, limit=EXPIRE_ON_READ_LIMIT)
+    return ready_tasks(actor, project.pk, capabilities)
 
 
 def _spec_of(task: Task) -> dict:
