@@ -26,14 +26,22 @@
       const ra = a.getBoundingClientRect(), rb = b.getBoundingClientRect();
       const left = (r) => r.left - origin.left + wrap.scrollLeft;
       const top = (r) => r.top - origin.top + wrap.scrollTop + r.height / 2;
-      // Leave the prerequisite on the side facing the dependent.
-      const forward = left(rb) >= left(ra) + ra.width / 2;
-      const x1 = forward ? left(ra) + ra.width : left(ra);
-      const x2 = forward ? left(rb) : left(rb) + rb.width;
+      // Leave the prerequisite on the side facing the dependent; within one column, loop
+      // out on the right.
       const y1 = top(ra), y2 = top(rb);
-      const bend = Math.max(30, Math.abs(x2 - x1) / 2) * (forward ? 1 : -1);
+      let d;
+      if (Math.abs(left(ra) - left(rb)) < 5) {
+        const x = left(ra) + ra.width, out = 18 + Math.min(40, Math.abs(y2 - y1) / 6);
+        d = `M${x},${y1} C${x + out},${y1} ${x + out},${y2} ${x},${y2}`;
+      } else {
+        const forward = left(rb) > left(ra);
+        const x1 = forward ? left(ra) + ra.width : left(ra);
+        const x2 = forward ? left(rb) : left(rb) + rb.width;
+        const bend = Math.max(30, Math.abs(x2 - x1) / 2) * (forward ? 1 : -1);
+        d = `M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}`;
+      }
       const path = document.createElementNS(SVG, "path");
-      path.setAttribute("d", `M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}`);
+      path.setAttribute("d", d);
       path.setAttribute("data-from", from);
       path.setAttribute("data-to", to);
       if (unlockOn === "integrated") path.setAttribute("class", "integrated");
