@@ -9,19 +9,13 @@ from typing import Any
 from django.db import connection
 from django.db.models import (
     BooleanField,
-    Case,
     Count,
-    F,
-    IntegerField,
     Max,
     Q,
     QuerySet,
-    Value,
-    When,
-    Window,
 )
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models.functions import Coalesce
 
 from governance.actors import Actor
 from governance.models import Review
@@ -338,6 +332,13 @@ _CARD_FIELDS = (
 )
 
 
+def _column_order(state: str) -> tuple:
+    """Pool columns in claim order (priority first); the others most recently moved first."""
+    if state in POOL_STATES:
+        return ("priority", "-state_changed_at", "-id")
+    return ("-state_changed_at", "-id")
+
+
 def project_board(
     actor: Actor,
     project_id: int,
@@ -359,27 +360,25 @@ def project_board(
     if column is not None:
         tasks = tasks.filter(state=column)
     counts = dict(tasks.order_by().values_list("state").annotate(n=Count("id")))
-    ranked = tasks.annotate(
-        rank=Window(
-            RowNumber(),
-            partition_by=[F("state")],
-            order_by=[
-                Case(
-                    When(state__in=POOL_STATES, then=F("priority")),
-                    default=Value(0),
-                    output_field=IntegerField(),
-                ).asc(),
-                F("state_changed_at").desc(),
-                F("id").desc(),
-            ],
-        )
-    ).filter(rank__lte=per_column)
+    # One query: per column, its first cards (a top-N sort each, on the state index).
+    parts = [
+        tasks.filter(state=state).order_by(*_column_order(state)).values(*_CARD_FIELDS)[:per_column]
+        for state in ([column] if column else BOARD_COLUMNS)
+        if counts.get(state)
+    ]
     cards: dict[str, list[dict]] = {state: [] for state in BOARD_COLUMNS}
     ids = []
-    for card in ranked.order_by("state", "rank").values(*_CARD_FIELDS, "rank"):
+    for card in parts[0].union(*parts[1:], all=True) if parts else []:
         card["ref"] = f"T{card['number']}"
         cards[card["state"]].append(card)
         ids.append(card["id"])
+    for state, column_cards in cards.items():  # UNION ALL keeps no order of its own
+        if state in POOL_STATES:
+            column_cards.sort(
+                key=lambda c: (c["priority"], -c["state_changed_at"].timestamp(), -c["id"])
+            )
+        else:
+            column_cards.sort(key=lambda c: (-c["state_changed_at"].timestamp(), -c["id"]))
     edges = list(
         Dependency.objects.filter(prerequisite_id__in=ids, dependent_id__in=ids)
         .order_by("id")
@@ -452,7 +451,9 @@ def project_overview(actor: Actor, project_id: int, *, now: datetime) -> dict[st
         "integration_queue": list(queue.select_related("task").order_by("id")[:50]),
         "integration_queued": queue.count(),
         "recent_events": list(
-            Event.objects.filter(project=project).select_related("task").order_by("-id")[:15]
+            Event.objects.filter(project=project)
+            .select_related("task")
+            .order_by("-txid", "-id")[:15]
         ),
     }
 
@@ -654,7 +655,7 @@ def task_timeline(actor: Actor, task_id: int, *, now: datetime) -> dict[str, Any
     }
 
 
-GRAPH_MAX_NODES = 2_500
+GRAPH_MAX_NODES = 4_000
 GRAPH_FOCUS_DEPTH = 3
 
 
