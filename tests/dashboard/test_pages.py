@@ -364,3 +364,20 @@ def test_page_queries_do_not_grow_with_the_project(
     _grow(scenario, 15)
     with django_assert_max_num_queries(max_queries):
         assert signed_in.get(url).status_code == 200
+
+
+def test_a_missing_object_on_a_review_page_is_a_404_not_a_500(signed_in, scenario):
+    """Guards against page views letting a domain error escape as a 500."""
+    response = signed_in.get(reverse("review:task", args=[999_999]))
+    assert response.status_code == 404
+    assert response.json()["error"] == {
+        "code": "NOT_FOUND",
+        "message": "No such task.",
+        "details": {"task_id": 999_999},
+    }
+
+
+def test_static_files_are_served_by_the_app(signed_in):
+    response = signed_in.get("/static/tascade/vendor/htmx/htmx.min.js")
+    assert response.status_code == 200
+    assert b"htmx" in b"".join(response.streaming_content)[:2000]
