@@ -7,7 +7,7 @@ PGURL ?= postgres://postgres@127.0.0.1:5432/tascade
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv dev lint format schema bench clean
+.PHONY: run test venv dev lint format schema bench bench-pages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ schema: dev
 bench: dev
 	TASCADE_DATABASE_URL=$(PGURL) $(BIN)/python benchmarks/core.py
 	$(BIN)/python benchmarks/mcp_tools.py
+
+bench-pages: dev
+	TASCADE_DATABASE_URL=$(PGURL) $(BIN)/python benchmarks/pages.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,9 +1,9 @@
 """Governance reads: the approval that lets a task integrate, and the review queue."""
 
-from django.db.models import Case, Exists, IntegerField, OuterRef, QuerySet, Value, When
+from django.db.models import Case, Count, Exists, IntegerField, OuterRef, QuerySet, Value, When
 
 from governance.actors import Actor
-from governance.models import Review, Verdict
+from governance.models import Checkpoint, Review, Verdict
 from orchestration.models import Task, TaskClass, TaskState
 from orchestration.selectors import project_visible_or_404, projects_visible
 
@@ -61,3 +61,14 @@ def review_queue(actor: Actor, project_id: int | None = None, *, model=Task) -> 
 
 
 REVIEW_QUEUE_ORDER = ("-risk", "state_changed_at", "id")
+
+
+def checkpoints_waiting(actor: Actor, project_id: int) -> QuerySet[Checkpoint]:
+    """Undecided checkpoints of a project, most urgent first, with their candidate count."""
+    project = project_visible_or_404(actor, project_id)
+    return (
+        Checkpoint.objects.filter(project=project, decided_at__isnull=True)
+        .select_related("rule", "gate_task")
+        .annotate(candidate_count=Count("candidates", distinct=True))
+        .order_by("due_at", "id")
+    )

@@ -4,6 +4,7 @@ Defaults run on a bare machine: SQLite in ``var/``, Celery tasks executed eagerl
 Production sets ``TASCADE_DATABASE_URL`` (PostgreSQL) and ``TASCADE_CELERY_BROKER_URL``.
 """
 
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -37,6 +38,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "django_celery_results",
+    "django_htmx",
     "tascade",
     "governance",
     "orchestration",
@@ -45,11 +47,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's, the dashboard's vendored htmx) are served by the app itself,
+    # under runserver, gunicorn and the tests alike: no web server or CDN needed.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "tascade.middleware.DomainErrorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -105,6 +112,16 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# Served straight from the apps' static directories, so ``collectstatic`` is optional; a
+# deployment that runs it gets the files from STATIC_ROOT as well.
+WHITENOISE_USE_FINDERS = True
+# WhiteNoise warns when STATIC_ROOT does not exist (``collectstatic`` never ran): with the
+# finders the files are served all the same.
+warnings.filterwarnings("ignore", message="No directory at: ", category=UserWarning)
+
+# The dashboard and review pages sign in with Django's own login.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard:projects"
 
 # --- Tascade -------------------------------------------------------------------------
 TASCADE = {

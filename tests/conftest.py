@@ -8,8 +8,19 @@ from governance.services.api_keys import api_key_create
 from orchestration.services import plan
 
 ADMIN = Actor(name="root", roles=frozenset({Role.ADMIN}))
+
+
 PLANNER = Actor(name="planner", roles=frozenset({Role.PLANNER}))
 OPERATOR = Actor(name="operator", roles=frozenset({Role.OPERATOR}))
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--screenshots",
+        metavar="DIR",
+        default=None,
+        help="the browser tests save a PNG of each dashboard page there (docs/screenshots)",
+    )
 
 
 def agent(name: str = "agent-1", project_id: int | None = None) -> Actor:

@@ -42,6 +42,7 @@ class Command(BaseCommand):
                 "",
             ]
         lines += [
+            f"  dashboard     {url}/projects/",
             f"  admin         {url}/admin/",
             f"  API docs      {url}/api/docs/",
             f"  API           {url}/api/v1/",
