@@ -128,6 +128,32 @@ def task_claim(*, actor: Actor, task_id: int, now: datetime | None = None) -> Le
     """Claim one named task. Of N concurrent claims exactly one wins; the rest get a 409."""
     actor.require(Role.AGENT)
     now = now or utcnow()
+    try:
+        return _claim_named(actor=actor, task_id=task_id, now=now)
+    except (TaskAlreadyClaimed, TaskReserved) as refusal:
+        _claim_refusal_record(actor, task_id, refusal)
+        raise
+
+
+def _claim_refusal_record(actor: Actor, task_id: int, refusal) -> None:
+    """Count a claim lost to another holder (a claim conflict) for the metrics.
+
+    Written after the refused claim's transaction rolled back, so the refusal changed no
+    plan state: only this one event row is added.
+    """
+    task = Task.objects.filter(pk=task_id).only("pk", "project_id", "number").first()
+    if task is not None:
+        event_record(
+            project=task.project_id,
+            task=task,
+            kind="task.claim_refused",
+            actor=actor.name,
+            ref=task.ref,
+            code=refusal.code,
+        )
+
+
+def _claim_named(*, actor: Actor, task_id: int, now: datetime) -> Lease:
     with transaction.atomic():
         task = lock_task(task_id, actor=actor)
         hold_expire_if_due(task, now=now)
