@@ -73,3 +73,24 @@ class AlertSettings(models.Model):
 
     def __str__(self) -> str:
         return f"alert settings of project {self.project_id}"
+
+
+class ClaimRefusal(models.Model):
+    """A named claim refused because someone else holds the task (a claim conflict).
+
+    Kept here, not in the event log: a refused request writes no event and changes no plan
+    state; this row, written after the refusal rolled back, only feeds the metrics.
+    """
+
+    project = models.ForeignKey("orchestration.Project", on_delete=models.CASCADE, related_name="+")
+    task_id = models.BigIntegerField()
+    agent = models.CharField(max_length=100)
+    code = models.CharField(max_length=60)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["project", "created_at"], name="claim_refusal_time")]
+
+    def __str__(self) -> str:
+        return f"{self.code} on task {self.task_id} for {self.agent}"

@@ -19,7 +19,7 @@ from governance.actors import Actor
 from governance.models import Checkpoint
 from metrics import compute
 from metrics.compute import WIP_STATES, Ev
-from metrics.models import AlertSettings, DailyRollup
+from metrics.models import AlertSettings, ClaimRefusal, DailyRollup
 from orchestration.models import (
     GATE_CLASSES,
     OPEN_STATES,
@@ -143,7 +143,9 @@ def day_figures(project_id: int, day: date) -> dict:
         "implemented": counts["task.implemented"],
         "integrated": len(flow),
         "lease_expiries": counts["lease.expired"],
-        "claim_conflicts": counts["task.claim_refused"],
+        "claim_conflicts": ClaimRefusal.objects.filter(
+            project_id=project_id, created_at__gte=start, created_at__lt=end
+        ).count(),
         "reviews": counts["review.recorded"],
         "integration": {
             "succeeded": counts["task.integrated"],

@@ -138,18 +138,15 @@ def task_claim(*, actor: Actor, task_id: int, now: datetime | None = None) -> Le
 def _claim_refusal_record(actor: Actor, task_id: int, refusal) -> None:
     """Count a claim lost to another holder (a claim conflict) for the metrics.
 
-    Written after the refused claim's transaction rolled back, so the refusal changed no
-    plan state: only this one event row is added.
+    Written after the refused claim's transaction rolled back, and outside the event log: the
+    refusal still writes no event and changes no plan state.
     """
-    task = Task.objects.filter(pk=task_id).only("pk", "project_id", "number").first()
-    if task is not None:
-        event_record(
-            project=task.project_id,
-            task=task,
-            kind="task.claim_refused",
-            actor=actor.name,
-            ref=task.ref,
-            code=refusal.code,
+    from metrics.models import ClaimRefusal  # metrics builds on orchestration, not the reverse
+
+    project_id = Task.objects.filter(pk=task_id).values_list("project_id", flat=True).first()
+    if project_id is not None:
+        ClaimRefusal.objects.create(
+            project_id=project_id, task_id=task_id, agent=actor.name, code=refusal.code
         )
 
 

@@ -112,17 +112,19 @@ def test_gate_tasks_are_not_counted_as_work(history):
 
 
 def test_a_lost_claim_is_counted_as_a_claim_conflict_and_changes_nothing(history):
-    """Guards against claim conflicts missing from the log (a refusal rolls back)."""
+    """Guards against claim conflicts missing from the figures (a refusal rolls back)."""
+    from metrics.models import ClaimRefusal
     from orchestration.errors import TaskAlreadyClaimed
-    from orchestration.models import Lease, Task
+    from orchestration.models import Event, Lease, Task
     from orchestration.services import leases
     from tests.metrics.helpers import agent
 
     t4 = history["tasks"][3]
-    before = Task.objects.values().get(pk=t4.pk), Lease.objects.count()
+    before = Task.objects.values().get(pk=t4.pk), Lease.objects.count(), Event.objects.count()
     with pytest.raises(TaskAlreadyClaimed):
         do(34.5, leases.task_claim, actor=agent("agent-d"), task_id=t4.pk)
-    assert (Task.objects.values().get(pk=t4.pk), Lease.objects.count()) == before
-    [refusal] = t4.events.filter(kind="task.claim_refused")
-    assert refusal.actor == "agent-d" and refusal.payload["code"] == "TASK_ALREADY_CLAIMED"
+    after = Task.objects.values().get(pk=t4.pk), Lease.objects.count(), Event.objects.count()
+    assert after == before  # no plan state, no event
+    [refusal] = ClaimRefusal.objects.filter(task_id=t4.pk)
+    assert refusal.agent == "agent-d" and refusal.code == "TASK_ALREADY_CLAIMED"
     assert selectors.day_figures(t4.project_id, at(24).date())["claim_conflicts"] == 1
