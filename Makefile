@@ -7,7 +7,7 @@ PGURL ?= postgres://postgres@127.0.0.1:5432/tascade
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv dev lint format schema bench bench-pages clean
+.PHONY: run test venv dev lint format schema bench bench-pages bench-metrics clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench: dev
 
 bench-pages: dev
 	TASCADE_DATABASE_URL=$(PGURL) $(BIN)/python benchmarks/pages.py
+
+bench-metrics: dev
+	TASCADE_DATABASE_URL=$(PGURL) $(BIN)/python benchmarks/metrics.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -550,6 +550,8 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["project", "txid", "id"], name="event_project_order"),
             models.Index(fields=["task", "id"], name="event_task_order"),
+            # Metrics read a project's events by time range (a day, the last hour).
+            models.Index(fields=["project", "created_at"], name="event_project_time"),
         ]
 
     def __str__(self) -> str:

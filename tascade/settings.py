@@ -47,8 +47,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Static files (the admin's, the dashboard's vendored htmx) are served by the app itself,
-    # under runserver, gunicorn and the tests alike: no web server or CDN needed.
+    # Static files (the admin's, the dashboard's vendored htmx, the metrics page's chart
+    # library) are served by the app itself, under runserver, gunicorn and the tests alike:
+    # no web server or CDN needed, so the pages work offline.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -140,6 +141,9 @@ TASCADE = {
     "SWEEP_SOFT_TIME_LIMIT": env_int("TASCADE_SWEEP_SOFT_TIME_LIMIT", 50, minimum=1),
     # Gate rules are evaluated this often (Celery beat) into checkpoints.
     "GATE_INTERVAL_SECONDS": env_int("TASCADE_GATE_INTERVAL_SECONDS", 60, minimum=1),
+    # Metrics: daily roll-ups and alert rules are refreshed this often (Celery beat).
+    "METRICS_INTERVAL_SECONDS": env_int("TASCADE_METRICS_INTERVAL_SECONDS", 300, minimum=1),
+    "METRICS_SOFT_TIME_LIMIT": env_int("TASCADE_METRICS_SOFT_TIME_LIMIT", 240, minimum=1),
 }
 
 # --- API -----------------------------------------------------------------------------
@@ -210,6 +214,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "governance.evaluate_gates",
         "schedule": float(TASCADE["GATE_INTERVAL_SECONDS"]),
         "options": {"expires": 2 * TASCADE["GATE_INTERVAL_SECONDS"]},
+    },
+    "refresh-metrics": {
+        "task": "metrics.refresh",
+        "schedule": float(TASCADE["METRICS_INTERVAL_SECONDS"]),
+        "options": {"expires": 2 * TASCADE["METRICS_INTERVAL_SECONDS"]},
     },
 }
 CELERY_TIMEZONE = TIME_ZONE

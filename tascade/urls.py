@@ -18,6 +18,8 @@ urlpatterns = [
     path("ops/", views.health, name="ops-health"),
     path("api/v1/", include("orchestration.api.urls")),
     path("api/v1/", include("governance.api.urls")),
+    path("api/v1/", include("metrics.api.urls")),
+    path("metrics/", include("metrics.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("tascade.dashboard_urls")),

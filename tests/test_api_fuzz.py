@@ -42,6 +42,9 @@ from governance.models import ApiKey, Checkpoint, GateRule, Review
 from governance.services.api_keys import api_key_create
 from governance.services.gates import gate_rule_create, gates_evaluate
 from governance.services.reviews import review_record
+from metrics.models import AlertSettings
+from metrics.services.alerts import alerts_evaluate
+from metrics.services.rollups import rollups_refresh
 from orchestration.models import (
     Artifact,
     Changeset,
@@ -184,6 +187,10 @@ def _seed() -> dict[str, list[int]]:
         operations=[{"op": "reprioritise", "task": late.ref, "priority": 7}],
     )
     changeset_apply(actor=ADMIN, changeset_id=draft.pk)
+    # Metrics: a day's roll-up and a fired alert, so the metrics endpoints meet real figures.
+    AlertSettings.objects.create(project=project, wip_age_hours_max=0)
+    rollups_refresh(project_ids=[project.pk])
+    alerts_evaluate(project_id=project.pk)
 
     def ids(queryset):
         return list(queryset.order_by("id").values_list("id", flat=True))
@@ -269,6 +276,7 @@ _FIELD_KIND = {
     "after": "event",
     "lease_token": "lease_token",
 }
+# The metrics paths (/projects/{project_id}/metrics/…) name only their project: no ``{id}``.
 
 
 def _steer_one(value, pool: list[int], unknown: int = UNKNOWN_ID):

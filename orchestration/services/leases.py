@@ -128,6 +128,29 @@ def task_claim(*, actor: Actor, task_id: int, now: datetime | None = None) -> Le
     """Claim one named task. Of N concurrent claims exactly one wins; the rest get a 409."""
     actor.require(Role.AGENT)
     now = now or utcnow()
+    try:
+        return _claim_named(actor=actor, task_id=task_id, now=now)
+    except (TaskAlreadyClaimed, TaskReserved) as refusal:
+        _claim_refusal_record(actor, task_id, refusal)
+        raise
+
+
+def _claim_refusal_record(actor: Actor, task_id: int, refusal) -> None:
+    """Count a claim lost to another holder (a claim conflict) for the metrics.
+
+    Written after the refused claim's transaction rolled back, and outside the event log: the
+    refusal still writes no event and changes no plan state.
+    """
+    from metrics.models import ClaimRefusal  # metrics builds on orchestration, not the reverse
+
+    project_id = Task.objects.filter(pk=task_id).values_list("project_id", flat=True).first()
+    if project_id is not None:
+        ClaimRefusal.objects.create(
+            project_id=project_id, task_id=task_id, agent=actor.name, code=refusal.code
+        )
+
+
+def _claim_named(*, actor: Actor, task_id: int, now: datetime) -> Lease:
     with transaction.atomic():
         task = lock_task(task_id, actor=actor)
         hold_expire_if_due(task, now=now)
