@@ -123,6 +123,12 @@ TASCADE = {
     "SWEEP_SOFT_TIME_LIMIT": env_int("TASCADE_SWEEP_SOFT_TIME_LIMIT", 50, minimum=1),
     # Gate rules are evaluated this often (Celery beat) into checkpoints.
     "GATE_INTERVAL_SECONDS": env_int("TASCADE_GATE_INTERVAL_SECONDS", 60, minimum=1),
+    # The event stream (orchestration/api/event_stream.py): how long one response lasts
+    # before the client reconnects with Last-Event-ID, how often it looks for new events,
+    # and how long it may stay silent before a keep-alive comment.
+    "SSE_MAX_SECONDS": env_int("TASCADE_SSE_MAX_SECONDS", 300, minimum=1),
+    "SSE_POLL_SECONDS": env_int("TASCADE_SSE_POLL_SECONDS", 1, minimum=1),
+    "SSE_KEEPALIVE_SECONDS": env_int("TASCADE_SSE_KEEPALIVE_SECONDS", 15, minimum=1),
 }
 
 # --- API -----------------------------------------------------------------------------
