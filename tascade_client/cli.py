@@ -204,8 +204,9 @@ def cmd_claim(ctx: Context) -> int:
 
 
 def cmd_start(ctx: Context) -> int:
+    token = ctx.lease_token()  # usage errors first, before any request
     task_id = ctx.task_id(ctx.args.task)
-    snapshot = ctx.client.start(task_id, ctx.lease_token())
+    snapshot = ctx.client.start(task_id, token)
     ctx.emit(
         snapshot.raw,
         f"Started task {task_id} against plan version {snapshot.plan_version} "
@@ -215,8 +216,9 @@ def cmd_start(ctx: Context) -> int:
 
 
 def cmd_heartbeat(ctx: Context) -> int:
+    token = ctx.lease_token()
     task_id = ctx.task_id(ctx.args.task)
-    beat = ctx.client.heartbeat(task_id, ctx.lease_token())
+    beat = ctx.client.heartbeat(task_id, token)
     text = f"Lease on task {task_id} renewed until {beat.lease.expires_at} ({beat.ttl_seconds}s)."
     if beat.plan_changed:
         text += (
@@ -229,10 +231,11 @@ def cmd_heartbeat(ctx: Context) -> int:
 
 def cmd_artifact(ctx: Context) -> int:
     args = ctx.args
+    token = ctx.lease_token()
     task_id = ctx.task_id(args.task)
     artifact = ctx.client.publish_artifact(
         task_id,
-        ctx.lease_token(),
+        token,
         branch=args.branch,
         commit_sha=args.commit,
         touched_files=args.file,
@@ -249,13 +252,15 @@ def cmd_artifact(ctx: Context) -> int:
 
 
 def cmd_done(ctx: Context) -> int:
-    task = ctx.client.mark_implemented(ctx.task_id(ctx.args.task), ctx.lease_token())
+    token = ctx.lease_token()
+    task = ctx.client.mark_implemented(ctx.task_id(ctx.args.task), token)
     ctx.emit(task.raw, f"{task.ref} is {task.state}.")
     return EXIT_OK
 
 
 def cmd_release(ctx: Context) -> int:
-    task = ctx.client.release(ctx.task_id(ctx.args.task), ctx.lease_token(), ctx.args.reason)
+    token = ctx.lease_token()
+    task = ctx.client.release(ctx.task_id(ctx.args.task), token, ctx.args.reason)
     ctx.emit(task.raw, f"Released {task.ref}; it is now {task.state}.")
     return EXIT_OK
 
