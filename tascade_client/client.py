@@ -277,8 +277,9 @@ class TascadeClient:
         it reconnects with ``Last-Event-ID`` set to the last event it yielded, so nothing
         is lost, and it never yields one event twice. ``idle_timeout`` is how long a silent
         connection is trusted (the server sends keep-alives well within it).
-        ``max_failures`` consecutive failed connections raise ``TascadeConnectionError``
-        (None: retry forever). An error answer (401, 403, 404, …) raises at once.
+        ``max_failures`` consecutive failed connections (or 5xx answers) raise
+        ``TascadeConnectionError`` (None: retry forever). A 4xx answer (401, 403, 404, …)
+        raises its ``TascadeError`` at once.
         """
         last_id = after
         seen: set[int] = set()
@@ -301,7 +302,10 @@ class TascadeClient:
                 ) as response:
                     if response.status_code >= 400:
                         response.read()
-                        raise _error(response)
+                        error = _error(response)
+                        if response.status_code < 500:
+                            raise error  # 401, 403, 404, …: retrying cannot help
+                        raise _StreamFailed(str(error))
                     failures = 0
                     for item in sse.parse(response.iter_lines()):
                         if isinstance(item, sse.RetryHint):
@@ -316,7 +320,7 @@ class TascadeClient:
                         if len(order) > _SEEN_EVENTS:
                             seen.discard(order.popleft())
                         yield event
-            except httpx.HTTPError as exc:  # dropped, refused or silent: reconnect
+            except (httpx.HTTPError, _StreamFailed) as exc:  # dropped, refused, silent, 5xx
                 failures += 1
                 if max_failures is not None and failures >= max_failures:
                     raise TascadeConnectionError(
@@ -381,6 +385,10 @@ class TascadeClient:
     def review_queue(self, project_id: int) -> list[Task]:
         """Implemented tasks awaiting an approval: riskiest first, then longest waiting."""
         return [Task.from_api(t) for t in self._get(f"projects/{project_id}/review-queue/")]
+
+
+class _StreamFailed(Exception):
+    """A server error (5xx) opening the stream: worth another attempt, like a dropped one."""
 
 
 def _clean(values: dict[str, Any] | None) -> dict[str, Any] | None:

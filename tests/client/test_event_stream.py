@@ -14,7 +14,7 @@ from governance.actors import Role
 from governance.services.api_keys import api_key_create
 from orchestration.selectors import events_after
 from orchestration.services import plan
-from tascade_client import TascadeClient, TascadeError
+from tascade_client import TascadeClient, TascadeConnectionError, TascadeError
 from tascade_client.sse import RetryHint, ServerSentEvent, parse
 from tests.client.conftest import wait_for_visible_events
 from tests.conftest import ADMIN, PLANNER
@@ -292,3 +292,27 @@ def _event(n: int) -> bytes:
             "created_at": "",
         }
     ).encode()
+
+
+def test_follow_retries_a_server_error_and_gives_up_after_max_failures():
+    calls = []
+
+    def answer(request):
+        calls.append(request)
+        if len(calls) == 1:
+            return httpx.Response(503, text="upstream restarting")
+        return httpx.Response(
+            200, content=b"retry: 5\n\nid: 1\nevent: a\ndata: " + _event(1) + b"\n\n"
+        )
+
+    client = TascadeClient("http://tascade.test", "tsk_x", transport=httpx.MockTransport(answer))
+    assert [e.id for e in _take(client.follow_events(1), 1, timeout=10)] == [1]
+
+    down = TascadeClient(
+        "http://tascade.test",
+        "tsk_x",
+        transport=httpx.MockTransport(lambda request: httpx.Response(502)),
+    )
+    with pytest.raises(TascadeConnectionError) as failed:
+        next(down.follow_events(1, max_failures=2))
+    assert failed.value.code == "CONNECTION_FAILED" and "HTTP_502" in failed.value.message
