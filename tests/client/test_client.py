@@ -5,6 +5,7 @@ import socket
 import pytest
 
 from governance.actors import Role
+from orchestration.models import Changeset
 from orchestration.models import Task as TaskRow
 from orchestration.services import plan
 from tascade_client import (
@@ -188,3 +189,11 @@ def test_a_bad_key_is_401_in_the_error_shape(server):
     with client, pytest.raises(TascadeError) as refused:
         client.whoami()
     assert (refused.value.status, refused.value.code) == (401, "UNAUTHENTICATED")
+
+
+def test_only_a_planner_imports_a_plan_and_a_refusal_creates_nothing(client_for, live_project):
+    agent = client_for(Role.AGENT)
+    with pytest.raises(TascadeError) as refused:
+        agent.import_plan(live_project.pk, "plan.md", "# P\n## M\n- t\n", base_version=1)
+    assert (refused.value.status, refused.value.code) == (403, "FORBIDDEN")
+    assert not Changeset.objects.exists()
