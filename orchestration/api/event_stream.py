@@ -38,6 +38,7 @@ from orchestration import selectors
 from orchestration.api import serializers as s
 from orchestration.api.views import EventQuerySerializer, _comma_list
 from tascade.api import error_responses
+from tascade.errors import NotFound
 
 BATCH = 500
 # How long a client should wait before reconnecting after the stream ends (ms).
@@ -119,7 +120,10 @@ def _serve_sync(pump, fetch: Callable[[int | None], list[dict]]) -> Iterator[str
             return
         reply = None
         if isinstance(step, _Fetch):
-            reply = fetch(step.after)
+            try:
+                reply = fetch(step.after)
+            except NotFound:  # the project went away mid-stream: end it, as a bound would
+                return
         elif isinstance(step, _Wait):
             time.sleep(step.seconds)
         else:
@@ -135,7 +139,10 @@ async def _serve_async(pump, fetch: Callable[[int | None], list[dict]]) -> Async
             return
         reply = None
         if isinstance(step, _Fetch):
-            reply = await sync_to_async(fetch)(step.after)
+            try:
+                reply = await sync_to_async(fetch)(step.after)
+            except NotFound:
+                return
         elif isinstance(step, _Wait):
             await asyncio.sleep(step.seconds)
         else:
