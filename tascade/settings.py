@@ -144,6 +144,12 @@ TASCADE = {
     # Metrics: daily roll-ups and alert rules are refreshed this often (Celery beat).
     "METRICS_INTERVAL_SECONDS": env_int("TASCADE_METRICS_INTERVAL_SECONDS", 300, minimum=1),
     "METRICS_SOFT_TIME_LIMIT": env_int("TASCADE_METRICS_SOFT_TIME_LIMIT", 240, minimum=1),
+    # The event stream (orchestration/api/event_stream.py): how long one response lasts
+    # before the client reconnects with Last-Event-ID, how often it looks for new events,
+    # and how long it may stay silent before a keep-alive comment.
+    "SSE_MAX_SECONDS": env_int("TASCADE_SSE_MAX_SECONDS", 300, minimum=1),
+    "SSE_POLL_SECONDS": env_int("TASCADE_SSE_POLL_SECONDS", 1, minimum=1),
+    "SSE_KEEPALIVE_SECONDS": env_int("TASCADE_SSE_KEEPALIVE_SECONDS", 15, minimum=1),
 }
 
 # --- API -----------------------------------------------------------------------------

@@ -103,6 +103,13 @@ def wsgi_app():
         request_finished.connect(close_old_connections)
 
 
+@pytest.fixture(autouse=True)
+def short_event_streams(settings):
+    """``events/stream/`` ends once it has sent what is visible (its bound is 0 s), so each
+    fuzzed call of it returns at once instead of streaming for minutes."""
+    settings.TASCADE = {**settings.TASCADE, "SSE_MAX_SECONDS": 0}
+
+
 @dataclass
 class World:
     """What the seed made: ids per kind, and the raw key the fuzzer calls with."""
@@ -246,7 +253,9 @@ def agent_world(db) -> World:
 # Far above any id (or fencing token) a test database hands out, and still a valid value.
 UNKNOWN = {"lease_token": 10**6}
 UNKNOWN_ID = 10**15
-# Which kind of object a path's ``{id}`` names, from the collection it sits under.
+# Which kind of object a path's ``{id}`` names, from the collection it sits under. Paths
+# under ``projects/{project_id}/`` (``events/stream/``, ``changesets/import/``, …) are
+# steered by ``project_id`` instead.
 _PATH_KIND = {
     "api-keys": "api_key",
     "artifacts": "artifact",
@@ -310,6 +319,9 @@ def _steer(case, world: World) -> None:
     if "id" in params:
         collection = case.path.split("/")[3]  # /api/v1/<collection>/{id}/…
         params["id"] = _steer_one(params["id"], world.ids[_PATH_KIND[collection]])
+    headers = case.headers or {}
+    if "Last-Event-ID" in headers:  # the event stream's resume point, like ``after``
+        headers["Last-Event-ID"] = str(_steer_one(headers["Last-Event-ID"], world.ids["event"]))
     cursor = (case.query or {}).get("cursor")
     if isinstance(cursor, str) and len(cursor) % 2 == 0:
         # Random text is rarely a decodable cursor; wrap it into one half of the time so the

@@ -496,6 +496,26 @@ class ChangesetCreateSerializer(serializers.Serializer):
     )
 
 
+class PlanDocumentSerializer(serializers.Serializer):
+    filename = serializers.CharField(
+        max_length=255,
+        help_text="Its extension picks the format: .json, .yaml/.yml, or .md/.markdown.",
+    )
+    content = serializers.CharField(
+        trim_whitespace=False,
+        help_text=(
+            'The document\'s text: a list of operations, {"operations": [...]}, or a '
+            "phases/milestones/tasks outline (JSON, YAML or Markdown)."
+        ),
+    )
+    base_version = serializers.IntegerField(
+        min_value=1, max_value=2**31 - 1, help_text="The plan version you made this against."
+    )
+    title = serializers.CharField(
+        max_length=300, required=False, allow_blank=True, help_text="Default: the filename."
+    )
+
+
 class ChangesetApplySerializer(serializers.Serializer):
     rebase = serializers.BooleanField(
         required=False,

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from orchestration.api import views as v
+from orchestration.api.event_stream import EventStream
 
 P = "projects/<id:project_id>/"
 T = "tasks/<id:pk>/"
@@ -20,7 +21,9 @@ urlpatterns = [
     path(P + "snapshots/", v.SnapshotList.as_view(), name="snapshot-list"),
     path(P + "graph/", v.ProjectGraph.as_view(), name="project-graph"),
     path(P + "events/", v.EventList.as_view(), name="event-list"),
+    path(P + "events/stream/", EventStream.as_view(), name="event-stream"),
     path(P + "changesets/", v.ChangesetListCreate.as_view(), name="changeset-list"),
+    path(P + "changesets/import/", v.ChangesetImport.as_view(), name="changeset-import"),
     path(P + "versions/compare/", v.VersionCompare.as_view(), name="version-compare"),
     path("changesets/<id:pk>/", v.ChangesetDetail.as_view(), name="changeset-detail"),
     path("changesets/<id:pk>/preview/", v.ChangesetPreview.as_view(), name="changeset-preview"),

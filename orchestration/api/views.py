@@ -22,6 +22,7 @@ from orchestration.models import (
     Reservation,
     Task,
 )
+from orchestration.plan_formats import parse_plan_document
 from orchestration.services import changesets, delegation, integration, leases, operations, plan
 from tascade.api import MAX_ID, error_responses
 
@@ -562,6 +563,28 @@ class ChangesetListCreate(_list(Changeset, s.ChangesetSerializer, "changesets", 
         """Propose a changeset against the plan version you saw (planner)."""
         data = _input(s.ChangesetCreateSerializer, request)
         changeset = changesets.changeset_create(actor=request.user, project_id=project_id, **data)
+        return Response(s.ChangesetSerializer(changeset).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(
+    tags=["changesets"],
+    request=s.PlanDocumentSerializer,
+    responses={201: s.ChangesetSerializer, **error_responses(409)},
+)
+class ChangesetImport(APIView):
+    """Propose a changeset from a plan document, as the planner's upload form does: an
+    unreadable document is 400 ``PLAN_DOCUMENT_INVALID`` with the line or item at fault."""
+
+    def post(self, request, project_id):
+        data = _input(s.PlanDocumentSerializer, request)
+        operations = parse_plan_document(data["filename"], data["content"].encode())
+        changeset = changesets.changeset_create(
+            actor=request.user,
+            project_id=project_id,
+            base_version=data["base_version"],
+            operations=operations,
+            title=data.get("title") or data["filename"],
+        )
         return Response(s.ChangesetSerializer(changeset).data, status=status.HTTP_201_CREATED)
 
 
