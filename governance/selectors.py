@@ -45,7 +45,8 @@ def review_queue(actor: Actor, project_id: int | None = None, *, model=Task) -> 
         verdict=Verdict.APPROVED,
     )
     return (
-        model.objects.filter(state=TaskState.IMPLEMENTED, **scope)
+        # A delegated task is judged through its children, never on its own.
+        model.objects.filter(state=TaskState.IMPLEMENTED, delegated_at__isnull=True, **scope)
         .annotate(
             approved=Exists(approved),
             risk=Case(

@@ -188,6 +188,9 @@ class Task(ConcurrentTransitionMixin, models.Model):
     implementation_lease = models.ForeignKey(
         "Lease", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Set when an agent split the task into children: from then on its completion level
+    # follows theirs (docs/delegation.md), and it is never reviewed or merged on its own.
+    delegated_at = models.DateTimeField(null=True, blank=True)
 
     created_by = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -287,6 +290,23 @@ class Task(ConcurrentTransitionMixin, models.Model):
     def mark_implemented(self) -> None:
         pass
 
+    @transition(field=state, source=list(LEASED_STATES), target=S.DELEGATED)
+    def delegate(self) -> None:
+        """The agent split the task into child tasks and let go of it."""
+
+    def _follows_children(self) -> bool:
+        return self.delegated_at is not None
+
+    @transition(
+        field=state,
+        source=[S.DELEGATED, S.IMPLEMENTED],
+        target=RETURN_VALUE(S.DELEGATED, S.IMPLEMENTED, S.INTEGRATED),
+        conditions=[_follows_children],
+    )
+    def follow_children(self, target: str) -> str:
+        """A delegated task's completion level moved with its children's."""
+        return target
+
     @transition(field=state, source=S.IMPLEMENTED, target=S.INTEGRATED)
     def integrate(self) -> None:
         """Reviewed, approved by someone else, and merged (the service checks the review)."""
@@ -317,8 +337,13 @@ class Task(ConcurrentTransitionMixin, models.Model):
     def block(self) -> None:
         pass
 
-    @transition(field=state, source=S.BLOCKED, target=RETURN_VALUE(S.BACKLOG, S.READY))
+    @transition(
+        field=state,
+        source=S.BLOCKED,
+        target=RETURN_VALUE(S.BACKLOG, S.READY, S.DELEGATED, S.IMPLEMENTED, S.INTEGRATED),
+    )
     def unblock(self, target: str) -> str:
+        """Back to the pool, or, for a delegated task, to its children's level."""
         return target
 
     @transition(field=state, source=[*OPEN_STATES, S.ABANDONED], target=S.CANCELLED)

@@ -161,7 +161,7 @@ def _awaiting(rule: GateRule) -> QuerySet[Task]:
     )
     return (
         _in_scope(rule)
-        .filter(state=S.IMPLEMENTED)
+        .filter(state=S.IMPLEMENTED, delegated_at__isnull=True)
         .exclude(Exists(approved))
         .exclude(Exists(already))
         .order_by("id")

@@ -46,6 +46,12 @@ def review_record(
             raise InvalidTransition(
                 "Only implemented work can be reviewed.", task_id=task.pk, state=task.state
             )
+        if task.delegated_at is not None:
+            raise InvalidTransition(
+                "A delegated task is reviewed through its children.",
+                task_id=task.pk,
+                state=task.state,
+            )
         # Identity comes from authentication: the actor is who the key or login says.
         if actor.name == task.implemented_by:
             raise SelfReview(task_id=task.pk, implemented_by=task.implemented_by)

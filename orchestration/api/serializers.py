@@ -26,6 +26,7 @@ from orchestration.models import (
     TaskClass,
     UnlockOn,
 )
+from orchestration.services.delegation import MAX_CHILDREN
 
 MAX_TEXT = 20_000
 MAX_LIST = 10_000
@@ -191,6 +192,7 @@ class TaskSerializer(serializers.ModelSerializer):
             "material_revision",
             "implemented_by",
             "implementation_count",
+            "delegated_at",
             "created_by",
             "created_at",
             "updated_at",
@@ -231,7 +233,7 @@ class WorkSpecSerializer(serializers.Serializer):
     constraints = _string_list(max_length=MAX_TEXT, required=False)
 
 
-class TaskCreateSerializer(serializers.Serializer):
+class _TaskFieldsSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=300)
     description = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True)
     work_spec = WorkSpecSerializer(required=False)
@@ -240,6 +242,9 @@ class TaskCreateSerializer(serializers.Serializer):
     capability_tags = _string_list(max_length=100, required=False)
     expected_paths = _string_list(required=False)
     max_attempts = serializers.IntegerField(min_value=1, max_value=100, required=False)
+
+
+class TaskCreateSerializer(_TaskFieldsSerializer):
     milestone = serializers.IntegerField(min_value=1, max_value=2**62, required=False)
     parent = serializers.IntegerField(min_value=1, max_value=2**62, required=False)
 
@@ -265,6 +270,22 @@ class LeaseTokenSerializer(serializers.Serializer):
 
 
 class ReleaseSerializer(LeaseTokenSerializer):
+    reason = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True)
+
+
+class DelegateChildSerializer(_TaskFieldsSerializer):
+    key = serializers.CharField(
+        max_length=50, help_text="Names this child within the request, for `depends_on`."
+    )
+    depends_on = _string_list(
+        max_length=50,
+        required=False,
+        help_text="Keys of sibling children this one waits for (until they are implemented).",
+    )
+
+
+class DelegateSerializer(LeaseTokenSerializer):
+    children = DelegateChildSerializer(many=True, min_length=1, max_length=MAX_CHILDREN)
     reason = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True)
 
 
@@ -301,6 +322,11 @@ class OverrideSerializer(serializers.Serializer):
 
 
 # --- composite answers --------------------------------------------------------------------
+class DelegationSerializer(serializers.Serializer):
+    parent = TaskSerializer()
+    children = TaskSerializer(many=True)
+
+
 class ClaimResultSerializer(serializers.Serializer):
     task = TaskSerializer()
     lease = LeaseSerializer()

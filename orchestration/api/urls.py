@@ -61,6 +61,7 @@ urlpatterns = [
     path(T + "heartbeat/", v.TaskHeartbeat.as_view(), name="task-heartbeat"),
     path(T + "release/", v.TaskRelease.as_view(), name="task-release"),
     path(T + "implemented/", v.TaskImplemented.as_view(), name="task-implemented"),
+    path(T + "delegate/", v.TaskDelegate.as_view(), name="task-delegate"),
     path(T + "assign/", v.TaskAssign.as_view(), name="task-assign"),
     path(T + "unassign/", v.TaskUnassign.as_view(), name="task-unassign"),
     path(T + "block/", v.TaskBlock.as_view(), name="task-block"),

@@ -23,7 +23,7 @@ from orchestration.models import (
     Task,
 )
 from orchestration.plan_formats import parse_plan_document
-from orchestration.services import changesets, integration, leases, operations, plan
+from orchestration.services import changesets, delegation, integration, leases, operations, plan
 from orchestration.services.sweep import EXPIRE_ON_READ_LIMIT, holds_expire_due
 from tascade.api import MAX_ID, error_responses
 
@@ -408,6 +408,22 @@ class TaskImplemented(APIView):
             actor=request.user, task_id=pk, **_input(s.LeaseTokenSerializer, request)
         )
         return Response(s.TaskSerializer(task).data)
+
+
+@extend_schema(
+    tags=["agent"],
+    request=s.DelegateSerializer,
+    responses={201: s.DelegationSerializer, **error_responses(409)},
+)
+class TaskDelegate(APIView):
+    """Split your task into child tasks and let go of it: it becomes `delegated` and completes
+    by itself when its children do."""
+
+    def post(self, request, pk):
+        result = delegation.task_delegate(
+            actor=request.user, task_id=pk, **_input(s.DelegateSerializer, request)
+        )
+        return Response(s.DelegationSerializer(result).data, status=status.HTTP_201_CREATED)
 
 
 @extend_schema(tags=["artifacts"])

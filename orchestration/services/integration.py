@@ -44,6 +44,12 @@ def integration_enqueue(
             raise InvalidTransition(
                 "Only implemented work can be integrated.", task_id=task.pk, state=task.state
             )
+        if task.delegated_at is not None:
+            raise InvalidTransition(
+                "A delegated task is integrated through its children.",
+                task_id=task.pk,
+                state=task.state,
+            )
         if current_approval(task) is None:
             raise ApprovalRequired(task_id=task.pk, implemented_by=task.implemented_by)
         if IntegrationAttempt.objects.filter(

@@ -74,7 +74,7 @@ def _require_live_lease(task: Task, *, actor: Actor, lease_token: int, now: date
 
 
 @contextmanager
-def _fenced_write(
+def fenced_write(
     actor: Actor, task_id: int, lease_token: int, now: datetime, *, state=None, action: str = ""
 ) -> Iterator[tuple[Task, Lease]]:
     """The transaction of every agent write on a held task: role, row lock, fencing check,
@@ -230,7 +230,7 @@ def task_start(
 ) -> ExecutionSnapshot:
     """Begin work: capture the execution snapshot the agent will finish against."""
     now = now or utcnow()
-    fenced = _fenced_write(actor, task_id, lease_token, now, state=S.CLAIMED, action="start")
+    fenced = fenced_write(actor, task_id, lease_token, now, state=S.CLAIMED, action="start")
     with fenced as (task, lease):
         project = task.project
         spec = _spec_of(task)
@@ -271,7 +271,7 @@ def lease_heartbeat(
 ) -> HeartbeatResult:
     """Extend the lease by the project's TTL and tell the agent whether its plan moved."""
     now = now or utcnow()
-    with _fenced_write(actor, task_id, lease_token, now) as (task, lease):
+    with fenced_write(actor, task_id, lease_token, now) as (task, lease):
         project = task.project
         lease.expires_at = now + timedelta(seconds=project.lease_ttl_seconds)
         lease.heartbeat_at = now
@@ -299,7 +299,7 @@ def task_release(
 ) -> Task:
     """Give the task back. Releasing started work counts as a failed attempt."""
     now = now or utcnow()
-    with _fenced_write(actor, task_id, lease_token, now) as (task, lease):
+    with fenced_write(actor, task_id, lease_token, now) as (task, lease):
         was_started = task.state == S.IN_PROGRESS
         lease_end(
             task, status=LeaseStatus.RELEASED, reason=reason or "released", now=now, lease=lease
@@ -334,7 +334,7 @@ def task_mark_implemented(
 ) -> Task:
     """The agent's work is done: needs an artifact published under this very lease."""
     now = now or utcnow()
-    with _fenced_write(
+    with fenced_write(
         actor, task_id, lease_token, now, state=S.IN_PROGRESS, action="implemented"
     ) as (task, lease):
         if not Artifact.objects.filter(lease=lease).exists():
@@ -371,7 +371,7 @@ def artifact_publish(
 ) -> Artifact:
     """Record what the agent produced, under its live lease. Artifacts are never changed."""
     now = now or utcnow()
-    with _fenced_write(
+    with fenced_write(
         actor, task_id, lease_token, now, state=S.IN_PROGRESS, action="publish artifact"
     ) as (task, lease):
         artifact = Artifact.objects.create(

@@ -145,7 +145,60 @@ def transition_apply(
         ),
     )
     readiness_propagate(task, old_state=old_state, actor=actor, now=now)
+    parent_follow(task, old_state=old_state, actor=actor, now=now)
     return event
+
+
+# A child moving into or out of these states can change its delegated parent's level.
+_COMPLETION_STATES = frozenset({S.IMPLEMENTED, S.INTEGRATED, S.CANCELLED})
+
+
+def delegation_level(parent: Task) -> str:
+    """The state a delegated task takes from its children: ``integrated`` when every child
+    is, ``implemented`` when every child is at least implemented, else ``delegated``.
+    Cancelled children are left out (cancelling says the work is not needed); a task whose
+    children are all cancelled stays delegated for an operator to settle."""
+    states = set(
+        Task.objects.filter(parent=parent)
+        .exclude(state=S.CANCELLED)
+        .values_list("state", flat=True)
+    )
+    if not states:
+        return S.DELEGATED
+    if states == {S.INTEGRATED}:
+        return S.INTEGRATED
+    if states <= {S.IMPLEMENTED, S.INTEGRATED}:
+        return S.IMPLEMENTED
+    return S.DELEGATED
+
+
+def parent_follow(child: Task, *, old_state: str, actor: str, now: datetime) -> None:
+    """Move a delegated parent to its children's level after ``child`` changed state.
+
+    The parent's row lock is taken before its children are read, so two children finishing
+    at once are counted one after the other: the second sees the first one's commit.
+    Nested delegation follows upwards through ``transition_apply``.
+    """
+    if child.parent_id is None or old_state == child.state:
+        return
+    if old_state not in _COMPLETION_STATES and child.state not in _COMPLETION_STATES:
+        return
+    (parent,) = lock_tasks([child.parent_id])
+    if parent.delegated_at is None or parent.state not in (S.DELEGATED, S.IMPLEMENTED):
+        return
+    target = delegation_level(parent)
+    if target == parent.state:
+        return
+    transition_apply(
+        parent,
+        parent.follow_children,
+        target,
+        actor=actor,
+        kind="task.delegation_followed",
+        now=now,
+        reason=f"child {child.ref} is {child.state}",
+        because_of=child.ref,
+    )
 
 
 def integrations_withdraw(task: Task, *, actor: str, now: datetime) -> None:

@@ -22,6 +22,7 @@ from orchestration.models import (
 )
 from orchestration.services.events import event_record
 from orchestration.services.lifecycle import (
+    delegation_level,
     hold_expire_if_due,
     holds_end,
     pool_state,
@@ -191,7 +192,7 @@ def task_unblock(*, actor: Actor, task_id: int, reason: str = "", now: datetime 
         transition_apply(
             task,
             task.unblock,
-            pool_state(task),
+            delegation_level(task) if task.delegated_at else pool_state(task),
             actor=actor.name,
             kind="task.unblocked",
             now=now,
@@ -236,6 +237,8 @@ def task_override(
         lease_holder = task.holder if task.state in LEASED_STATES else ""
         holds_end(task, reason=f"override: {rationale}", now=now, actor=actor.name)
         target = pool_state(task) if to_state in (S.BACKLOG, S.READY) else to_state
+        # An operator who forces a delegated task's state takes it over from its children.
+        task.delegated_at = None
         if target == S.IMPLEMENTED:
             # Whoever made it implemented may not review it: the agent whose work it was,
             # or, when nobody held it, the operator who forced it.
@@ -249,7 +252,7 @@ def task_override(
             kind="task.overridden",
             now=now,
             reason=rationale,
-            extra_fields=("implemented_by", "implementation_lease"),
+            extra_fields=("implemented_by", "implementation_lease", "delegated_at"),
             override=True,
             requested_state=to_state,
         )

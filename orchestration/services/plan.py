@@ -32,7 +32,7 @@ from tascade.transactions import retry_on_conflict
 S = TaskState
 
 
-def _bump_plan_version(project: Project) -> None:
+def bump_plan_version(project: Project) -> None:
     project.plan_version += 1
     project.save(update_fields=["plan_version"])
 
@@ -79,7 +79,7 @@ def phase_create(
         phase = Phase.objects.create(
             project=project, name=name, description=description, position=position
         )
-        _bump_plan_version(project)
+        bump_plan_version(project)
         event_record(
             project=project, kind="phase.created", actor=actor.name, phase_id=phase.pk, name=name
         )
@@ -104,7 +104,7 @@ def milestone_create(
         milestone = Milestone.objects.create(
             project=project, phase=phase, name=name, description=description, position=position
         )
-        _bump_plan_version(project)
+        bump_plan_version(project)
         event_record(
             project=project,
             kind="milestone.created",
@@ -150,7 +150,7 @@ def task_create(
             parent=in_project(Task, parent_id, project, "parent"),
             **fields,
         )
-        _bump_plan_version(project)
+        bump_plan_version(project)
     return task
 
 
@@ -243,7 +243,7 @@ def dependency_add(
             unlock_on=unlock_on,
             now=now,
         )
-        _bump_plan_version(project)
+        bump_plan_version(project)
     return edge
 
 
