@@ -7,7 +7,7 @@ PGURL ?= postgres://postgres@127.0.0.1:5432/tascade
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv dev lint format schema bench clean
+.PHONY: run test venv dev lint format schema bench clean demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,6 @@ bench: dev
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
+
+demo: venv
+	$(BIN)/python -m tascade_worker.demo

@@ -411,8 +411,7 @@ class TaskRun:
                 gitops.git(
                     self.worktree,
                     "merge",
-                    "--no-ff",
-                    "--no-edit",
+                    "--no-edit",  # fast-forward when it can: one prerequisite, no extra commit
                     "-m",
                     message,
                     sha,
