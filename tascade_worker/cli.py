@@ -72,15 +72,18 @@ def cmd_work(ctx: Context) -> int:
     if not config.agent:
         raise UsageError("no agent command: pass --agent or set [work] agent in the config.")
     url, key = _credentials(ctx)
-    runner = Runner(
-        url=url,
-        api_key=key,
-        project=ctx.project_id(),
-        repo=repo,
-        config=config,
-        stop=_stop_on_signals(),
-    )
-    summary = runner.run()
+    try:
+        runner = Runner(
+            url=url,
+            api_key=key,
+            project=ctx.project_id(),
+            repo=repo,
+            config=config,
+            stop=_stop_on_signals(),
+        )
+        summary = runner.run()
+    except ValueError as exc:  # e.g. a base ref that names no commit
+        raise UsageError(str(exc)) from None
     ctx.emit(vars(summary), f"Done: {summary.line()}. {summary.stop_reason}".strip())
     return EXIT_API_ERROR if "in a row" in summary.stop_reason else EXIT_OK
 
@@ -106,15 +109,18 @@ def cmd_integrate(ctx: Context) -> int:
         },
     )
     url, key = _credentials(ctx)
-    integrator = Integrator(
-        url=url,
-        api_key=key,
-        project=ctx.project_id(),
-        repo=repo,
-        config=config,
-        stop=_stop_on_signals(),
-    )
-    summary = integrator.run()
+    try:
+        integrator = Integrator(
+            url=url,
+            api_key=key,
+            project=ctx.project_id(),
+            repo=repo,
+            config=config,
+            stop=_stop_on_signals(),
+        )
+        summary = integrator.run()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     ctx.emit(vars(summary), f"Done: {summary.line()}.")
     return EXIT_OK
 

@@ -257,12 +257,9 @@ def _run(url: str, keys: dict[str, str], scratch: Path, args, started: float) ->
 
     tasks = list(reviewer.tasks(project.id))
     print("\nFinal state:")
+    refs = {t.id: t.ref for t in tasks}
     for task in tasks:
-        parent = (
-            f" (child of T{next(t.ref for t in tasks if t.id == task.parent)[1:]})"
-            if (task.parent)
-            else ""
-        )
+        parent = f" (split from {refs[task.parent]})" if task.parent in refs else ""
         print(f"  {task.ref:<4} {task.state:<11} {task.title}{parent}")
     print("\ngit log --graph of tascade/integration:")
     print(_git(repo, "log", "--graph", "--oneline", "--decorate=short", "tascade/integration"))

@@ -8,6 +8,7 @@ unless told not to, first enqueues the implemented work the server will take (ap
 someone other than its implementer): approval does not enqueue by itself. See docs/worker.md.
 """
 
+import os
 import sys
 import threading
 import time
@@ -263,6 +264,4 @@ class Integrator:
 
 
 def _env() -> dict[str, str]:
-    import os
-
     return dict(os.environ)

@@ -80,3 +80,26 @@ def test_a_stop_event_stops_the_command(tmp_path):
         stop=stop,
     )
     assert outcome.stopped and not outcome.ok
+
+
+def test_tascade_work_refuses_a_bad_config_with_a_usage_error(tmp_path, capsys):
+    from tascade_client.cli import main
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".tascade").mkdir()
+    (tmp_path / ".tascade" / "worker.toml").write_text("[work]\nconcurrency = 'many'\n")
+    argv = ["work", "--repo", str(tmp_path), "--project", "1", "--agent", "true"]
+
+    code = main(argv, env={"TASCADE_API_KEY": "tsk_unused", "TASCADE_URL": "http://127.0.0.1:9"})
+
+    assert code == 2
+    assert "concurrency" in capsys.readouterr().err
+
+
+def test_tascade_work_needs_an_agent_command(tmp_path, capsys):
+    from tascade_client.cli import main
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    code = main(["work", "--repo", str(tmp_path), "--project", "1"], env={"TASCADE_API_KEY": "k"})
+    assert code == 2
+    assert "agent" in capsys.readouterr().err
