@@ -7,7 +7,7 @@ PGURL ?= postgres://postgres@127.0.0.1:5432/tascade
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv dev lint format schema bench bench-pages bench-metrics clean
+.PHONY: run test venv dev lint format schema bench bench-pages bench-metrics demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,3 +49,6 @@ bench-metrics: dev
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
+
+demo: venv
+	$(BIN)/python -m tascade_worker.demo

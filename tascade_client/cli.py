@@ -470,6 +470,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--verdict", required=True, choices=["approved", "approved_with_risk", "rejected"]
     )
     p.add_argument("--rationale", required=True)
+
+    from tascade_worker.cli import register  # work, integrate, delegate
+
+    register(command, lease)
     return parser
 
 

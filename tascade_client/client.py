@@ -20,11 +20,13 @@ from tascade_client.models import (
     Changeset,
     ChangesetPreview,
     ClaimResult,
+    Delegation,
     Dependency,
     Event,
     EventPage,
     GateDecision,
     Heartbeat,
+    IntegrationAttempt,
     Project,
     Review,
     Snapshot,
@@ -385,6 +387,59 @@ class TascadeClient:
     def review_queue(self, project_id: int) -> list[Task]:
         """Implemented tasks awaiting an approval: riskiest first, then longest waiting."""
         return [Task.from_api(t) for t in self._get(f"projects/{project_id}/review-queue/")]
+
+    # --- the worker runner and the integrator (tascade_worker) -----------------------------
+    def create_project(self, name: str, **fields: Any) -> Project:
+        """Create a project (planner). Fields: slug, description, lease_ttl_seconds,
+        reservation_ttl_seconds."""
+        return Project.from_api(self._post("projects/", {"name": name, **fields}))
+
+    def delegate(
+        self, task_id: int, lease_token: int, children: list[dict[str, Any]], reason: str = ""
+    ) -> Delegation:
+        """Split the task you hold into children (``{"key", "title", "depends_on": [keys],
+        …task fields}``); the parent becomes ``delegated`` and your lease on it ends."""
+        body = {"lease_token": lease_token, "children": children, "reason": reason}
+        return Delegation.from_api(self._post(f"tasks/{task_id}/delegate/", body))
+
+    def artifact(self, artifact_id: int) -> Artifact:
+        return Artifact.from_api(self._get(f"artifacts/{artifact_id}/"))
+
+    def task_artifacts(self, task_id: int) -> list[Artifact]:
+        return [Artifact.from_api(a) for a in self._get(f"tasks/{task_id}/artifacts/")]
+
+    def integration_attempts(self, project_id: int, **filters: Any) -> Iterator[IntegrationAttempt]:
+        """A project's integration attempts by id. Filters: state, task."""
+        path = f"projects/{project_id}/integration-attempts/"
+        return (IntegrationAttempt.from_api(a) for a in self.paginate(path, filters))
+
+    def enqueue_integration(self, task_id: int) -> IntegrationAttempt:
+        """Queue approved, implemented work for merging (operator)."""
+        return IntegrationAttempt.from_api(self._post(f"tasks/{task_id}/integration/"))
+
+    def take_next_integration(self, project_id: int) -> IntegrationAttempt | None:
+        """Start the oldest queued attempt; None when nothing is queued or one is running."""
+        data = self._post(f"projects/{project_id}/integration-attempts/take-next/")
+        return None if data is None else IntegrationAttempt.from_api(data)
+
+    def record_integration_result(
+        self,
+        attempt_id: int,
+        result: str,
+        *,
+        base_sha: str | None = None,
+        head_sha: str | None = None,
+        diagnostics: str | None = None,
+    ) -> IntegrationAttempt:
+        """``succeeded``, ``conflict`` or ``failed_checks`` for an attempt you took."""
+        body = {
+            "result": result,
+            "base_sha": base_sha,
+            "head_sha": head_sha,
+            "diagnostics": diagnostics,
+        }
+        data = self._post(f"integration-attempts/{attempt_id}/result/", body)
+        return IntegrationAttempt.from_api(data)
 
 
 class _StreamFailed(Exception):

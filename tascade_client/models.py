@@ -269,3 +269,37 @@ class ChangesetPreview(ApiObject):
     valid: bool
     impact: dict[str, Any] | None
     error: dict[str, Any] | None
+
+
+# --- the worker runner and the integrator (tascade_worker) -----------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Delegation(ApiObject):
+    """The answer to a delegation: the parent, now ``delegated``, and its new children."""
+
+    parent: Task
+    children: list[Task]
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Self:
+        return cls(
+            parent=Task.from_api(data["parent"]),
+            children=[Task.from_api(c) for c in data["children"]],
+            raw=data,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntegrationAttempt(ApiObject):
+    id: int
+    project: int
+    task: int
+    artifact: int | None
+    state: str
+    base_sha: str
+    head_sha: str
+    diagnostics: str
+    enqueued_by: str
+    taken_by: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
