@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 
-from governance.actors import Actor
+from governance.actors import Actor, Role
 from governance.models import Review
 from orchestration.models import (
     Artifact,
@@ -20,6 +20,8 @@ from orchestration.models import (
     Reservation,
     ReservationStatus,
     Task,
+    WebhookDelivery,
+    WebhookSubscription,
     claimable_by,
 )
 from tascade.errors import NotFound
@@ -209,3 +211,30 @@ def events_after(
     if kinds:
         events = events.filter(kind__in=kinds)
     return list(events.order_by("txid", "id")[:limit])
+
+
+# --- webhooks ----------------------------------------------------------------------------
+# Subscriptions and their delivery log are the operators' (and admins'): the targets and
+# the receivers' answers are not for agents. A key outside the project still gets 404.
+def webhooks_of_project(actor: Actor, project_id: int) -> QuerySet[WebhookSubscription]:
+    subscriptions = project_children(WebhookSubscription, actor, project_id)
+    actor.require(Role.OPERATOR)
+    return subscriptions
+
+
+def webhook_deliveries_of_project(actor: Actor, project_id: int) -> QuerySet[WebhookDelivery]:
+    deliveries = project_children(WebhookDelivery, actor, project_id)
+    actor.require(Role.OPERATOR)
+    return deliveries
+
+
+def webhook_visible_or_404(actor: Actor, pk: int) -> WebhookSubscription:
+    subscription = object_visible_or_404(WebhookSubscription, actor, pk)
+    actor.require(Role.OPERATOR)
+    return subscription
+
+
+def webhook_delivery_visible_or_404(actor: Actor, pk: int) -> WebhookDelivery:
+    delivery = object_visible_or_404(WebhookDelivery, actor, pk)
+    actor.require(Role.OPERATOR)
+    return delivery
