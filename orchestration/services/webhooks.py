@@ -219,6 +219,31 @@ def _projects_with_webhooks() -> frozenset[int]:
     return _subscribed["projects"]
 
 
+# Announcing publishes from the web process right after a write commits: with the broker
+# down it must give up at once (the beat safety net catches up), where Celery's default
+# would retry connecting for seconds. Its own pool of connections, with that budget.
+ANNOUNCE_CONNECT_SECONDS = 0.5
+_announce_pool: list = []
+
+
+def _announce_connections():
+    if not _announce_pool:
+        from kombu import pools
+
+        from tascade.celery import app
+
+        options = {
+            **(app.conf.broker_transport_options or {}),
+            "max_retries": 0,
+            "connect_retries_timeout": ANNOUNCE_CONNECT_SECONDS,
+        }
+        connection = app.connection_for_write(
+            transport_options=options, connect_timeout=ANNOUNCE_CONNECT_SECONDS
+        )
+        _announce_pool.append(pools.connections[connection])
+    return _announce_pool[0]
+
+
 class _FanOutKick:
     """Queues the fan-out of one project once the writing transaction has committed."""
 
@@ -227,10 +252,17 @@ class _FanOutKick:
 
     def __call__(self) -> None:
         from orchestration.tasks import webhooks_fan_out
+        from tascade.celery import app
 
+        kwargs = {"project_id": self.project_id}
         try:
-            # No publishing retries: a write must not wait on a broker that is down.
-            webhooks_fan_out.apply_async(kwargs={"project_id": self.project_id}, retry=False)
+            if app.conf.task_always_eager:
+                webhooks_fan_out.apply_async(kwargs=kwargs)
+                return
+            with _announce_connections().acquire(
+                block=True, timeout=ANNOUNCE_CONNECT_SECONDS
+            ) as connection:
+                webhooks_fan_out.apply_async(kwargs=kwargs, retry=False, connection=connection)
         except Exception:  # whatever the broker did: the beat safety net catches up later
             logger.warning("Could not queue the webhook fan-out", exc_info=True)
 
