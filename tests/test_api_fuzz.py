@@ -56,8 +56,10 @@ from orchestration.models import (
     Project,
     Reservation,
     Task,
+    WebhookDelivery,
+    WebhookSubscription,
 )
-from orchestration.services import integration, leases, operations, plan
+from orchestration.services import integration, leases, operations, plan, webhooks
 from orchestration.services.changesets import changeset_apply, changeset_create
 
 CHECKS = [
@@ -184,6 +186,16 @@ def _seed() -> dict[str, list[int]]:
         operations=[{"op": "reprioritise", "task": late.ref, "priority": 7}],
     )
     changeset_apply(actor=ADMIN, changeset_id=draft.pk)
+    # A webhook with deliveries (one tried once against a closed port), and one switched off.
+    webhooks.webhook_create(actor=ADMIN, project_id=project.pk, url="http://127.0.0.1:9/hook")
+    switched_off = webhooks.webhook_create(
+        actor=ADMIN, project_id=project.pk, url="https://example.com/h", event_kinds=["task.*"]
+    )
+    plan.task_create(actor=ADMIN, project_id=project.pk, title="announced")
+    webhooks.webhook_deliveries_fan_out()
+    webhooks.webhook_update(actor=ADMIN, webhook_id=switched_off.pk, active=False)
+    webhooks.webhook_delivery_attempt(delivery_id=WebhookDelivery.objects.order_by("id")[0].pk)
+    webhooks.webhook_create(actor=ADMIN, project_id=other.pk, url="https://example.com/other")
 
     def ids(queryset):
         return list(queryset.order_by("id").values_list("id", flat=True))
@@ -208,6 +220,8 @@ def _seed() -> dict[str, list[int]]:
         "checkpoint": ids(Checkpoint.objects.all()),
         "gate_rule": ids(GateRule.objects.all()),
         "changeset": ids(Changeset.objects.all()),
+        "webhook": ids(WebhookSubscription.objects.all()),
+        "webhook_delivery": ids(WebhookDelivery.objects.all()),
     }
 
 
@@ -255,6 +269,8 @@ _PATH_KIND = {
     "reviews": "review",
     "snapshots": "snapshot",
     "tasks": "task",
+    "webhooks": "webhook",
+    "webhook-deliveries": "webhook_delivery",
 }
 # Body and query fields that hold an id, and the kind of object they name.
 _FIELD_KIND = {
@@ -268,6 +284,8 @@ _FIELD_KIND = {
     "project": "project",
     "after": "event",
     "lease_token": "lease_token",
+    "subscription": "webhook",
+    "event": "event",
 }
 
 
