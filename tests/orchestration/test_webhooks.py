@@ -19,6 +19,7 @@ from orchestration.selectors import events_after
 from orchestration.services import plan, webhooks
 from orchestration.services.events import event_record
 from orchestration.services.lifecycle import utcnow
+from orchestration.tasks import webhooks_dispatch
 from tascade.celery import app
 from tascade.errors import Forbidden, InvalidInput
 from tests.conftest import OPERATOR, PLANNER, agent
@@ -615,3 +616,23 @@ def test_every_event_kind_the_code_writes_is_in_the_catalogue():
                 written.add(match.group(1) or match.group(2))
     assert written, "the scan found no kinds at all"
     assert written - EVENT_KINDS == set()
+
+
+# --- the beat safety net ------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_beat_dispatch_delivers_what_no_announcement_queued(
+    project, make_task, receiver, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Guards against events lost with their announcement (broker down, message lost)."""
+    entry = app.conf.beat_schedule["dispatch-webhooks"]
+    assert entry["task"] == webhooks_dispatch.name and entry["schedule"] > 0
+    subscribe(project, receiver)
+    monkeypatch.setattr(webhooks, "webhooks_announce", lambda project_id: None)
+    task = make_task()
+    assert not WebhookDelivery.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        result = webhooks_dispatch.apply().get()
+    [delivery] = WebhookDelivery.objects.all()
+    assert result["deliveries"] == [delivery.pk]
+    assert delivery.status == DeliveryStatus.SUCCEEDED
+    assert [r.body["task"] for r in receiver.received] == [task.pk]
