@@ -76,8 +76,14 @@ def _conf(name: str) -> int:
 
 
 # --- subscriptions ---------------------------------------------------------------------------
+MAX_URL = 2000
+MAX_DESCRIPTION = 500
+
+
 def _clean_url(url: str) -> str:
     url = (url or "").strip()
+    if len(url) > MAX_URL:
+        raise InvalidInput(fields={"url": [f"At most {MAX_URL} characters."]})
     try:
         _url_validator(url)
     except ValidationError:
@@ -91,6 +97,12 @@ def _clean_url(url: str) -> str:
             fields={"url": ["Remove the user:password@ part."]},
         )
     return url
+
+
+def _clean_description(description: str) -> str:
+    if len(description) > MAX_DESCRIPTION:
+        raise InvalidInput(fields={"description": [f"At most {MAX_DESCRIPTION} characters."]})
+    return description
 
 
 def _clean_kinds(kinds: list[str] | None) -> list[str]:
@@ -127,6 +139,7 @@ def webhook_create(
     actor.require(Role.OPERATOR)
     url = _clean_url(url)
     event_kinds = _clean_kinds(event_kinds)
+    description = _clean_description(description)
     with transaction.atomic():
         subscription = WebhookSubscription.objects.create(
             project=project,
@@ -172,7 +185,7 @@ def webhook_update(
     if event_kinds is not None:
         changes["event_kinds"] = _clean_kinds(event_kinds)
     if description is not None:
-        changes["description"] = description
+        changes["description"] = _clean_description(description)
     if active is not None:
         changes["active"] = active
     with transaction.atomic():

@@ -479,6 +479,20 @@ def test_an_unknown_kind_is_refused_and_changes_nothing(project, kinds):
 
 
 @pytest.mark.django_db
+def test_an_overlong_url_or_description_is_refused(project):
+    """Guards against a length the database would refuse with a server error."""
+    with pytest.raises(InvalidInput):
+        webhooks.webhook_create(
+            actor=OPERATOR, project_id=project.pk, url="https://example.com/" + "a" * 2000
+        )
+    with pytest.raises(InvalidInput):
+        webhooks.webhook_create(
+            actor=OPERATOR, project_id=project.pk, url="https://e.com/", description="d" * 501
+        )
+    assert not WebhookSubscription.objects.exists()
+
+
+@pytest.mark.django_db
 def test_only_operators_manage_webhooks(project):
     with pytest.raises(Forbidden):
         webhooks.webhook_create(actor=agent(), project_id=project.pk, url="https://example.com/h")
