@@ -72,6 +72,8 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(f"answer {status}".encode())
 
+            disable_nagle_algorithm = True  # answer at once, not after a delayed ACK
+
             def log_message(self, *args):
                 pass
 
