@@ -17,8 +17,10 @@ from orchestration.models import (
     Project,
     Reservation,
     Task,
+    WebhookDelivery,
+    WebhookSubscription,
 )
-from orchestration.services import operations
+from orchestration.services import operations, webhooks
 from tascade.errors import DomainError
 
 
@@ -146,3 +148,91 @@ class ChangesetAdmin(ReadOnlyAdmin):
         "created_at",
     ]
     list_filter = ["status", "project"]
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(ReadOnlyAdmin):
+    """Subscriptions are made through the API (which shows the secret once); here an
+    operator sees them and switches them off or on. The secret is never shown."""
+
+    list_display = ["id", "project", "url", "event_kinds", "active", "created_by", "created_at"]
+    list_filter = ["active", "project"]
+    search_fields = ["url", "description"]
+    exclude = ["secret"]
+    actions = ["deactivate", "activate"]
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser  # for the actions; every field stays read-only
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "secret"]
+
+    def _set_active(self, request, queryset, active: bool) -> None:
+        actor = Actor.for_user(request.user)
+        done = 0
+        for subscription in queryset.order_by("pk"):
+            try:
+                webhooks.webhook_update(actor=actor, webhook_id=subscription.pk, active=active)
+                done += 1
+            except DomainError as exc:
+                self.message_user(
+                    request, f"webhook {subscription.pk}: {exc.message}", messages.ERROR
+                )
+        if done:
+            word = "Activated" if active else "Deactivated"
+            self.message_user(request, f"{word} {done} subscription(s).", messages.SUCCESS)
+
+    @admin.action(description="Deactivate")
+    def deactivate(self, request, queryset):
+        self._set_active(request, queryset, False)
+
+    @admin.action(description="Activate (receives the events that follow)")
+    def activate(self, request, queryset):
+        self._set_active(request, queryset, True)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    """The delivery log: read-only, with a redeliver action calling the same service as the
+    API."""
+
+    list_display = [
+        "id",
+        "subscription",
+        "event",
+        "event_kind",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "next_attempt_at",
+        "delivered_at",
+    ]
+    list_filter = ["status", "project", "subscription"]
+    list_select_related = ["event", "subscription"]
+    actions = ["redeliver"]
+
+    @admin.display(description="kind")
+    def event_kind(self, delivery):
+        return delivery.event.kind
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser  # for the action; every field stays read-only
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    @admin.action(description="Redeliver")
+    def redeliver(self, request, queryset):
+        actor = Actor.for_user(request.user)
+        done = 0
+        for delivery in queryset.order_by("pk"):
+            try:
+                webhooks.webhook_redeliver(actor=actor, delivery_id=delivery.pk)
+                done += 1
+            except DomainError as exc:
+                self.message_user(request, f"delivery {delivery.pk}: {exc.message}", messages.ERROR)
+        if done:
+            self.message_user(
+                request, f"Redelivery queued: {done} delivery(ies).", messages.SUCCESS
+            )

@@ -87,3 +87,13 @@ class PlanVersionStale(DomainError):
 class ChangesetApplied(DomainError):
     code = "CHANGESET_ALREADY_APPLIED"
     default_message = "This changeset has been applied already; it cannot be applied again."
+
+
+class WebhookInactive(DomainError):
+    code = "WEBHOOK_INACTIVE"
+    default_message = "The webhook subscription is deactivated; activate it first."
+
+
+class WebhookDeliveryInFlight(DomainError):
+    code = "WEBHOOK_DELIVERY_IN_FLIGHT"
+    default_message = "The delivery is being sent right now; wait for its outcome."

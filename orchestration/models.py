@@ -653,3 +653,96 @@ class Changeset(models.Model):
 
     def __str__(self) -> str:
         return f"changeset {self.pk} on {self.project_id} (v{self.base_version}, {self.status})"
+
+
+class WebhookSubscription(models.Model):
+    """A receiver of a project's events: every event whose kind passes ``event_kinds`` (empty:
+    all) is POSTed to ``url``, signed with ``secret``.
+
+    ``cursor`` is the last event fanned out to it, in the event log's commit order; deliveries
+    are made from the events after it. The secret is needed to sign, so it is kept as is; the
+    API shows it once, in the answer that creates the subscription, and the admin never.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.CharField(max_length=2000)
+    event_kinds = models.JSONField(default=list, blank=True)
+    description = models.CharField(max_length=500, blank=True)
+    secret = models.CharField(max_length=100, editable=False)
+    active = models.BooleanField(default=True)
+    cursor = models.ForeignKey(
+        Event, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+"
+    )
+    created_by = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "webhook subscription"
+        indexes = [
+            models.Index(fields=["project"], name="webhook_active", condition=Q(active=True))
+        ]
+
+    def __str__(self) -> str:
+        return f"webhook {self.pk} → {self.url}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"
+    SENDING = "sending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one subscription: sent until a 2xx answer, or until its tries run out.
+
+    Unique per (subscription, event): the database itself refuses a second delivery of an
+    event to a receiver, whatever dispatchers race. A redelivery is a new round of attempts
+    on this same row, never a second row.
+    """
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    subscription = models.ForeignKey(
+        WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.ForeignKey(Event, on_delete=models.DO_NOTHING, related_name="+")
+    status = models.CharField(max_length=10, choices=DeliveryStatus, default=DeliveryStatus.PENDING)
+    # Attempts made, ever; attempts left in the current round (a redelivery starts a new one).
+    attempts = models.PositiveIntegerField(default=0)
+    attempts_left = models.PositiveIntegerField()
+    redeliveries = models.PositiveIntegerField(default=0)
+    # Pending: when it is due. Sending: when the claim lapses (the sender is presumed dead).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    response_excerpt = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "webhook delivery"
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "event"], name="webhook_delivery_once_per_event"
+            ),
+        ]
+        indexes = [
+            # What is due: pending ones whose time came, and sending ones whose claim lapsed.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="webhook_delivery_due",
+                condition=Q(status__in=["pending", "sending"]),
+            ),
+            models.Index(fields=["project", "status", "id"], name="webhook_delivery_log"),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} of event {self.event_id} to webhook {self.subscription_id}"

@@ -17,7 +17,7 @@ from django.db.models import (
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
-from governance.actors import Actor
+from governance.actors import Actor, Role
 from governance.models import Review
 from orchestration.models import (
     POOL_STATES,
@@ -34,6 +34,8 @@ from orchestration.models import (
     Reservation,
     ReservationStatus,
     Task,
+    WebhookDelivery,
+    WebhookSubscription,
     claimable_by,
 )
 from orchestration.models import TaskState as S
@@ -845,3 +847,30 @@ def _milestone_graph(project, rows, edges, shown, critical_set) -> dict[str, Any
             {"from": a, "to": b, "count": n} for (a, b), n in sorted(links.items(), key=str)
         ],
     }
+
+
+# --- webhooks ----------------------------------------------------------------------------
+# Subscriptions and their delivery log are the operators' (and admins'): the targets and
+# the receivers' answers are not for agents. A key outside the project still gets 404.
+def webhooks_of_project(actor: Actor, project_id: int) -> QuerySet[WebhookSubscription]:
+    subscriptions = project_children(WebhookSubscription, actor, project_id)
+    actor.require(Role.OPERATOR)
+    return subscriptions
+
+
+def webhook_deliveries_of_project(actor: Actor, project_id: int) -> QuerySet[WebhookDelivery]:
+    deliveries = project_children(WebhookDelivery, actor, project_id)
+    actor.require(Role.OPERATOR)
+    return deliveries
+
+
+def webhook_visible_or_404(actor: Actor, pk: int) -> WebhookSubscription:
+    subscription = object_visible_or_404(WebhookSubscription, actor, pk)
+    actor.require(Role.OPERATOR)
+    return subscription
+
+
+def webhook_delivery_visible_or_404(actor: Actor, pk: int) -> WebhookDelivery:
+    delivery = object_visible_or_404(WebhookDelivery, actor, pk)
+    actor.require(Role.OPERATOR)
+    return delivery

@@ -150,6 +150,16 @@ TASCADE = {
     "SSE_MAX_SECONDS": env_int("TASCADE_SSE_MAX_SECONDS", 300, minimum=1),
     "SSE_POLL_SECONDS": env_int("TASCADE_SSE_POLL_SECONDS", 1, minimum=1),
     "SSE_KEEPALIVE_SECONDS": env_int("TASCADE_SSE_KEEPALIVE_SECONDS", 15, minimum=1),
+    # Webhooks (docs/webhooks.md): tries per round, exponential backoff with jitter between
+    # them, short timeouts, and how often beat fans out events and resends what is due.
+    "WEBHOOK_MAX_ATTEMPTS": env_int("TASCADE_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1),
+    "WEBHOOK_BACKOFF_SECONDS": env_int("TASCADE_WEBHOOK_BACKOFF_SECONDS", 10, minimum=0),
+    "WEBHOOK_BACKOFF_MAX_SECONDS": env_int("TASCADE_WEBHOOK_BACKOFF_MAX_SECONDS", 3600, minimum=0),
+    "WEBHOOK_CONNECT_TIMEOUT_SECONDS": env_int(
+        "TASCADE_WEBHOOK_CONNECT_TIMEOUT_SECONDS", 3, minimum=1
+    ),
+    "WEBHOOK_READ_TIMEOUT_SECONDS": env_int("TASCADE_WEBHOOK_READ_TIMEOUT_SECONDS", 5, minimum=1),
+    "WEBHOOK_INTERVAL_SECONDS": env_int("TASCADE_WEBHOOK_INTERVAL_SECONDS", 10, minimum=1),
 }
 
 # --- API -----------------------------------------------------------------------------
@@ -225,6 +235,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "metrics.refresh",
         "schedule": float(TASCADE["METRICS_INTERVAL_SECONDS"]),
         "options": {"expires": 2 * TASCADE["METRICS_INTERVAL_SECONDS"]},
+    },
+    # The safety net behind the fan-out queued when events commit: fans out what is left
+    # and resends deliveries whose retry time came (or whose sender vanished).
+    "dispatch-webhooks": {
+        "task": "orchestration.webhooks_dispatch",
+        "schedule": float(TASCADE["WEBHOOK_INTERVAL_SECONDS"]),
+        "options": {"expires": 2 * TASCADE["WEBHOOK_INTERVAL_SECONDS"]},
     },
 }
 CELERY_TIMEZONE = TIME_ZONE

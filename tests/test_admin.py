@@ -6,8 +6,9 @@ from django.contrib import admin
 from django.urls import reverse
 
 from governance.models import ApiKey
-from orchestration.models import Event, Task, TaskState
-from tests.conftest import agent
+from orchestration.models import DeliveryStatus, Event, Task, TaskState, WebhookDelivery
+from orchestration.services import webhooks
+from tests.conftest import OPERATOR, agent
 from tests.orchestration.helpers import claim
 
 pytestmark = pytest.mark.django_db
@@ -60,3 +61,41 @@ def test_api_key_is_created_in_the_admin_and_shown_once(admin_client):
     assert any("tsk_" in m for m in shown)
     key = ApiKey.objects.get(actor="bot")
     assert key.roles == ["agent"] and key.key_hash
+
+
+def test_the_webhook_log_redelivers_through_the_service_and_never_shows_a_secret(
+    admin_client, project, make_task
+):
+    subscription = webhooks.webhook_create(
+        actor=OPERATOR, project_id=project.pk, url="https://example.com/h"
+    )
+    make_task()
+    webhooks.webhook_deliveries_fan_out()
+    delivery = WebhookDelivery.objects.get()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status=DeliveryStatus.FAILED, attempts_left=0, next_attempt_at=None
+    )
+    for url in (
+        reverse("admin:orchestration_webhooksubscription_changelist"),
+        reverse("admin:orchestration_webhooksubscription_change", args=[subscription.pk]),
+        reverse("admin:orchestration_webhookdelivery_changelist") + "?status=failed",
+        reverse("admin:orchestration_webhookdelivery_change", args=[delivery.pk]),
+    ):
+        page = admin_client.get(url)
+        assert page.status_code == 200, url
+        assert subscription.secret not in page.content.decode(), url
+
+    admin_client.post(
+        reverse("admin:orchestration_webhookdelivery_changelist"),
+        {"action": "redeliver", "_selected_action": [delivery.pk]},
+    )
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PENDING and delivery.redeliveries == 1
+    assert Event.objects.get(kind="webhook.redelivery_requested").actor == "admin"
+
+    admin_client.post(
+        reverse("admin:orchestration_webhooksubscription_changelist"),
+        {"action": "deactivate", "_selected_action": [subscription.pk]},
+    )
+    subscription.refresh_from_db()
+    assert not subscription.active

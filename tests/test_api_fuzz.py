@@ -59,8 +59,10 @@ from orchestration.models import (
     Project,
     Reservation,
     Task,
+    WebhookDelivery,
+    WebhookSubscription,
 )
-from orchestration.services import integration, leases, operations, plan
+from orchestration.services import integration, leases, operations, plan, webhooks
 from orchestration.services.changesets import changeset_apply, changeset_create
 
 CHECKS = [
@@ -198,6 +200,16 @@ def _seed() -> dict[str, list[int]]:
     AlertSettings.objects.create(project=project, wip_age_hours_max=0)
     rollups_refresh(project_ids=[project.pk])
     alerts_evaluate(project_id=project.pk)
+    # A webhook with deliveries (one tried once against a closed port), and one switched off.
+    webhooks.webhook_create(actor=ADMIN, project_id=project.pk, url="http://127.0.0.1:9/hook")
+    switched_off = webhooks.webhook_create(
+        actor=ADMIN, project_id=project.pk, url="https://example.com/h", event_kinds=["task.*"]
+    )
+    plan.task_create(actor=ADMIN, project_id=project.pk, title="announced")
+    webhooks.webhook_deliveries_fan_out()
+    webhooks.webhook_update(actor=ADMIN, webhook_id=switched_off.pk, active=False)
+    webhooks.webhook_delivery_attempt(delivery_id=WebhookDelivery.objects.order_by("id")[0].pk)
+    webhooks.webhook_create(actor=ADMIN, project_id=other.pk, url="https://example.com/other")
 
     def ids(queryset):
         return list(queryset.order_by("id").values_list("id", flat=True))
@@ -222,6 +234,8 @@ def _seed() -> dict[str, list[int]]:
         "checkpoint": ids(Checkpoint.objects.all()),
         "gate_rule": ids(GateRule.objects.all()),
         "changeset": ids(Changeset.objects.all()),
+        "webhook": ids(WebhookSubscription.objects.all()),
+        "webhook_delivery": ids(WebhookDelivery.objects.all()),
     }
 
 
@@ -271,6 +285,8 @@ _PATH_KIND = {
     "reviews": "review",
     "snapshots": "snapshot",
     "tasks": "task",
+    "webhooks": "webhook",
+    "webhook-deliveries": "webhook_delivery",
 }
 # Body and query fields that hold an id, and the kind of object they name.
 _FIELD_KIND = {
@@ -284,6 +300,8 @@ _FIELD_KIND = {
     "project": "project",
     "after": "event",
     "lease_token": "lease_token",
+    "subscription": "webhook",
+    "event": "event",
 }
 # The metrics paths (/projects/{project_id}/metrics/…) name only their project: no ``{id}``.
 

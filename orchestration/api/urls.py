@@ -1,6 +1,7 @@
 from django.urls import path
 
 from orchestration.api import views as v
+from orchestration.api import webhooks as wh
 from orchestration.api.event_stream import EventStream
 
 P = "projects/<id:project_id>/"
@@ -45,6 +46,19 @@ urlpatterns = [
         name="integration-result",
     ),
     path(T + "integration/", v.TaskIntegrationEnqueue.as_view(), name="task-integration"),
+    path(P + "webhooks/", wh.WebhookListCreate.as_view(), name="webhook-list"),
+    path("webhooks/<id:pk>/", wh.WebhookDetail.as_view(), name="webhook-detail"),
+    path(P + "webhook-deliveries/", wh.WebhookDeliveryList.as_view(), name="webhook-delivery-list"),
+    path(
+        "webhook-deliveries/<id:pk>/",
+        wh.WebhookDeliveryDetail.as_view(),
+        name="webhook-delivery-detail",
+    ),
+    path(
+        "webhook-deliveries/<id:pk>/redeliver/",
+        wh.WebhookRedeliver.as_view(),
+        name="webhook-redeliver",
+    ),
     path("phases/<id:pk>/", v.PhaseDetail.as_view(), name="phase-detail"),
     path("milestones/<id:pk>/", v.MilestoneDetail.as_view(), name="milestone-detail"),
     path("dependencies/<id:pk>/", v.DependencyDetail.as_view(), name="dependency-detail"),

@@ -14,13 +14,30 @@ def event_record(
     **payload: Any,
 ) -> Event:
     project_id = project if isinstance(project, int) else project.pk
-    return Event.objects.create(
+    event = Event.objects.create(
         project_id=project_id, task=task, kind=kind, actor=actor, payload=payload
     )
+    events_announce(project_id)
+    return event
+
+
+def events_save(events: list[Event]) -> None:
+    """Write many events at once (built with ``event_build``)."""
+    Event.objects.bulk_create(events, batch_size=1000)
+    for project_id in sorted({event.project_id for event in events}):
+        events_announce(project_id)
+
+
+def events_announce(project_id: int) -> None:
+    """Tell the webhooks that the project has new events, once the writing transaction
+    commits (nothing happens inside it but a cached lookup)."""
+    from orchestration.services.webhooks import webhooks_announce
+
+    webhooks_announce(project_id)
 
 
 def event_build(*, task: Task, kind: str, actor: str, **payload: Any) -> Event:
-    """An unsaved event, for services that write many at once with ``bulk_create``."""
+    """An unsaved event, for services that write many at once with ``events_save``."""
     return Event(project_id=task.project_id, task=task, kind=kind, actor=actor, payload=payload)
 
 

@@ -28,7 +28,12 @@ from orchestration.models import (
     TaskState,
     UnlockOn,
 )
-from orchestration.services.events import event_build, event_record, state_change_payload
+from orchestration.services.events import (
+    event_build,
+    event_record,
+    events_save,
+    state_change_payload,
+)
 
 S = TaskState
 
@@ -299,7 +304,7 @@ def readiness_propagate(task: Task, *, old_state: str, actor: str, now: datetime
             )
         revoked.update(status=LeaseStatus.REVOKED, ended_at=now, end_reason=reason)
     _write_dependents(dependents)
-    Event.objects.bulk_create(events, batch_size=1000)
+    events_save(events)
 
 
 _DEPENDENT_COLUMNS = (
