@@ -440,9 +440,14 @@ def milestone_forecasts(
     }
 
 
-def alerts_recent(actor: Actor, project_id: int, *, limit: int = 50) -> dict:
+def alerts_recent(
+    actor: Actor, project_id: int, *, limit: int = 50, since: datetime | None = None
+) -> dict:
     project = project_visible_or_404(actor, project_id)
-    events = Event.objects.filter(project=project, kind=ALERT_KIND).order_by("-id")[:limit]
+    events = Event.objects.filter(project=project, kind=ALERT_KIND)
+    if since is not None:
+        events = events.filter(created_at__gte=since)
+    events = events.order_by("-id")[:limit]
     return {
         "project_id": project.pk,
         "alerts": [

@@ -9,6 +9,7 @@ swaps nothing) until an event moves it; the small pages re-render their live par
 """
 
 import json
+from datetime import timedelta
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
@@ -18,11 +19,13 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from governance.actors import Actor
 from governance.selectors import checkpoints_waiting, review_queue
+from metrics.selectors import alerts_recent
 from orchestration.selectors import (
     DONE_STATES,
     agent_activity,
@@ -40,6 +43,9 @@ from tascade.forms import BoardForm, GraphForm, StampForm
 
 # How often the pages poll, in seconds (the templates read these).
 POLL_SECONDS = {"overview": 3, "board": 3, "graph": 10, "task": 3, "agent": 5}
+
+# How far back the overview lists metric alerts.
+ALERTS_SHOWN_FOR = timedelta(days=1)
 
 
 def dashboard_page(view):
@@ -91,6 +97,13 @@ def overview(request, actor, project_id: int):
         **project_overview(actor, project_id, now=now),
         "checkpoints": list(checkpoints_waiting(actor, project_id)[:50]),
         "review_waiting": review_queue(actor, project_id).count(),
+        # The metric alerts of the last day (metrics/services/alerts.py), newest first.
+        "alerts": [
+            {**alert, "created_at": parse_datetime(alert["created_at"])}
+            for alert in alerts_recent(actor, project_id, limit=5, since=now - ALERTS_SHOWN_FOR)[
+                "alerts"
+            ]
+        ],
         "now": now,
         "poll": POLL_SECONDS["overview"],
         "page": "overview",

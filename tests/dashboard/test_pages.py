@@ -1,13 +1,17 @@
 """The dashboard pages: sign-in, what each page shows, filters, live fragments, query counts."""
 
 import re
+from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from governance.models import Checkpoint
 from orchestration.models import Event
 from orchestration.services import leases
+from orchestration.services.events import event_record
 from orchestration.services.plan import task_create
 from tests.conftest import PLANNER
 from tests.dashboard.scenario import agent, build_scenario, dashboard_user
@@ -381,3 +385,20 @@ def test_static_files_are_served_by_the_app(signed_in):
     response = signed_in.get("/static/tascade/vendor/htmx/htmx.min.js")
     assert response.status_code == 200
     assert b"htmx" in b"".join(response.streaming_content)[:2000]
+
+
+def test_the_overview_shows_the_metric_alerts_of_the_last_day(signed_in, scenario):
+    project_id = scenario.project.pk
+    two_days_ago = timezone.now() - timedelta(days=2)
+    with mock.patch("django.utils.timezone.now", return_value=two_days_ago):
+        event_record(project=project_id, kind="metric.alert", actor="system", rule="wip_age")
+    event_record(
+        project=project_id,
+        kind="metric.alert",
+        actor="system",
+        rule="blocked_ratio",
+        message="3 of 4 open tasks are blocked.",
+    )
+    response = signed_in.get(reverse("dashboard:overview", args=[project_id]))
+    assert [a["rule"] for a in response.context["alerts"]] == ["blocked_ratio"]
+    assert "3 of 4 open tasks are blocked." in response.content.decode()
