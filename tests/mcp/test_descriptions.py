@@ -67,6 +67,9 @@ NOT_REACHABLE_BY_TOOLS = {
     "INTEGRATION_ALREADY_QUEUED",
     "INTEGRATION_NOT_RUNNING",
     "API_KEY_REVOKED",
+    # Webhooks are managed over REST and the admin only (operators), never through tools.
+    "WEBHOOK_INACTIVE",
+    "WEBHOOK_DELIVERY_IN_FLIGHT",
 }
 # The REST codes an MCP call can meet (authentication; the rest are HTTP-only).
 DRF_CODES_REACHABLE = {"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND"}
