@@ -87,3 +87,11 @@ class PlanVersionStale(DomainError):
 class ChangesetApplied(DomainError):
     code = "CHANGESET_ALREADY_APPLIED"
     default_message = "This changeset has been applied already; it cannot be applied again."
+
+
+class PathsHeld(DomainError):
+    code = "PATHS_HELD"
+    default_message = (
+        "Work in flight holds paths this task needs, or needs to itself, exclusively: it is "
+        "not offered until that work is integrated or returned."
+    )

@@ -10,18 +10,21 @@ from django.db.models.expressions import RawSQL
 from governance.actors import Actor
 from governance.models import Review
 from orchestration.models import (
+    POOL_ORDER,
     Artifact,
     Dependency,
     Event,
     ExecutionSnapshot,
     Lease,
     LeaseStatus,
+    PathOverlap,
     Project,
     Reservation,
     ReservationStatus,
     Task,
     claimable_by,
 )
+from orchestration.scheduling import in_flight, paths_of
 from tascade.errors import NotFound
 
 
@@ -86,7 +89,31 @@ def ready_tasks(actor: Actor, project_id: int, capabilities: list[str] | None = 
                 if set(t.capability_tags) <= set(capabilities)
             ]
             tasks = tasks.filter(pk__in=fitting)
-    return tasks.order_by("priority", "created_at", "id")
+    return tasks.order_by(*POOL_ORDER)
+
+
+def path_overlaps_of(task: Task) -> list[PathOverlap]:
+    """Unpredicted overlaps flagged on ``task``, from either side, newest first."""
+    return list(
+        PathOverlap.objects.filter(Q(task=task) | Q(other_task=task))
+        .select_related("task", "other_task")
+        .order_by("-id")[:50]
+    )
+
+
+def task_collisions(actor: Actor, task_id: int) -> dict[str, Any]:
+    """Which tasks in flight touch the paths of ``task`` (itself excluded), and whether they
+    hold any of them exclusively: what claim-next and the ready list score it by now."""
+    task = task_visible_or_404(actor, task_id)
+    schedule = in_flight(task.project_id, exclude=[task.pk]).schedule(task)
+    return {
+        "task": task,
+        "paths": [path for path, _literal in paths_of(task)],
+        "score": schedule.score,
+        "offered": schedule.offered,
+        "collisions": [c.as_dict() for c in schedule.collisions],
+        "blocked_by": [c.as_dict() for c in schedule.blocked_by],
+    }
 
 
 def task_context(actor: Actor, task_id: int) -> dict[str, Any]:
@@ -120,6 +147,9 @@ def task_context(actor: Actor, task_id: int) -> dict[str, Any]:
         "artifacts": list(Artifact.objects.filter(task=task).order_by("-id")[:20]),
         # A reviewer's note (changes requested, rejection) is part of what the agent reads.
         "reviews": list(Review.objects.filter(task=task).order_by("-id")[:20]),
+        # Files its artifacts (or another in-flight task's) touched that the plan did not
+        # predict would meet.
+        "path_overlaps": path_overlaps_of(task),
     }
 
 
