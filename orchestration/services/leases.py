@@ -13,8 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db import connection, transaction
+from django.db.models import Q
+from django.db.models.expressions import RawSQL
 
 from governance.actors import Actor, Role
 from orchestration import scheduling
@@ -182,19 +183,20 @@ def task_claim(*, actor: Actor, task_id: int, now: datetime | None = None) -> Le
 def _lock_first(offers: list[scheduling.Schedule], actor: Actor) -> Task | None:
     """Lock the best of ``offers`` that is still claimable and that no rival holds, or None.
 
-    One statement: ``WHERE id IN (…) ORDER BY <rank> LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED``.
-    A rival's pick is passed over, never waited for; the claimability filter is evaluated
-    again on the row as it is now. SQLite has no row locks: its IMMEDIATE transaction
-    serialises claims.
+    One statement on PostgreSQL: ``WHERE id = ANY(…) ORDER BY array_position(…) LIMIT 1
+    FOR NO KEY UPDATE SKIP LOCKED``. A rival's pick is passed over, never waited for; the
+    claimability filter is evaluated again on the row as it is now. SQLite has no row
+    locks (its IMMEDIATE transaction serialises claims): the first still claimable wins.
     """
     ids = [offer.task.id for offer in offers]
-    rank = Case(
-        *(When(pk=pk, then=Value(i)) for i, pk in enumerate(ids)), output_field=IntegerField()
-    )
+    claimable = Task.objects.filter(pk__in=ids).filter(claimable_by(actor.name))
+    if connection.vendor != "postgresql":
+        still = set(claimable.values_list("pk", flat=True))
+        first = next((pk for pk in ids if pk in still), None)
+        return None if first is None else lock_task(first)
+    rank = RawSQL("array_position(%s::bigint[], orchestration_task.id)", (ids,))
     return (
-        Task.objects.filter(pk__in=ids)
-        .filter(claimable_by(actor.name))
-        .select_related("project")
+        claimable.select_related("project")
         .select_for_update(skip_locked=True, no_key=True, of=("self",))
         .order_by(rank)
         .first()
