@@ -7,7 +7,7 @@ PGURL ?= postgres://postgres@127.0.0.1:5432/tascade
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv dev lint format schema bench clean
+.PHONY: run test venv dev lint format schema bench bench-paths clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ schema: dev
 
 bench: dev
 	TASCADE_DATABASE_URL=$(PGURL) $(BIN)/python benchmarks/core.py
+
+bench-paths: dev
+	TASCADE_DATABASE_URL=$(PGURL) $(BIN)/python benchmarks/paths.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
