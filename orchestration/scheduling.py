@@ -28,9 +28,10 @@ from orchestration.models import IN_FLIGHT_STATES, POOL_ORDER, Task, claimable_b
 from orchestration.paths import PathIndex, matches
 from tascade.db_locks import lock_key
 
-# Claim-next reads the pool in windows of this many rows (priority, then age), and widens
-# to the next window while the best offer so far collides (or nothing is offerable) and
-# the window ended at that same priority; it stops after MAX_SCAN rows.
+# Claim-next reads the pool in windows (priority, then age): FIRST_WINDOW rows, then WINDOW
+# rows at a time while the best offer so far collides (or nothing is offerable) and the
+# window ended at that same priority; it stops after MAX_SCAN rows.
+FIRST_WINDOW = 25
 WINDOW = 100
 MAX_SCAN = 500
 # Overlapping path pairs reported per pair of tasks (the rest are counted).
@@ -156,11 +157,17 @@ class InFlight:
         return Schedule(task, [collisions[i] for i in order], [blocked[i] for i in sorted(blocked)])
 
 
-def in_flight(project_id: int, *, exclude: Iterable[int] = ()) -> InFlight:
-    """Read the project's in-flight tasks now (one index scan on ``task_project_state``)."""
+def in_flight(
+    project_id: int, *, exclude: Iterable[int] = (), exclusive_only: bool = False
+) -> InFlight:
+    """Read the project's in-flight tasks now (one index scan on ``task_project_state``);
+    with ``exclusive_only``, only those holding exclusive paths (all that can block a task
+    without exclusive paths of its own)."""
     rows = Task.objects.filter(project_id=project_id, state__in=IN_FLIGHT_STATES).exclude(
         pk__in=list(exclude)
     )
+    if exclusive_only:
+        rows = rows.exclude(exclusive_paths=[])
     return InFlight(_rows(rows))
 
 
@@ -179,14 +186,15 @@ def ranked_offers(
     agent: str,
     capabilities: list[str] | None,
     skipped: set[int],
-    flight: InFlight,
 ) -> list[Schedule]:
     """The offerable candidates for ``agent``, best first, from a bounded scan of the pool.
 
     Reads windows of the pool in (priority, created_at, id) order, each an index range
     scan, and stops as soon as no later row can outrank the best offer found: a clean one,
     or the window moved past the best offer's priority. A colliding task is offered after
-    clean work of its priority, never withheld; a blocked one is never offered.
+    clean work of its priority, never withheld; a blocked one is never offered. The work in
+    flight is read only once a row with paths turns up: a pool without paths costs what
+    claim-next cost before paths existed, plus one window read.
     """
     pool = (
         Task.objects.filter(project_id=project_id)
@@ -197,28 +205,33 @@ def ranked_offers(
     if capabilities is not None and connection.vendor == "postgresql":
         pool = pool.filter(capability_tags__contained_by=capabilities)
     offers: list[Schedule] = []
+    flight: InFlight | None = None
     scanned = 0
     after = None
     while scanned < MAX_SCAN:
         window = pool
         if after is not None:
             window = window.filter(pool_after(*after))
-        rows = _rows(window[:WINDOW])
+        size = WINDOW if after is not None else FIRST_WINDOW
+        rows = _rows(window[:size])
         if not rows:
             break
         scanned += len(rows)
         last = rows[-1]
         after = (last.priority, last.created_at, last.id)
         for row in rows:
-            if _fits(row, capabilities):
-                scheduled = flight.schedule(row)
-                if scheduled.offered:
-                    offers.append(scheduled)
+            if not _fits(row, capabilities):
+                continue
+            if flight is None and has_paths(row):
+                flight = in_flight(project_id)
+            scheduled = flight.schedule(row) if flight is not None else Schedule(row, [], [])
+            if scheduled.offered:
+                offers.append(scheduled)
         if offers:
             best = min(offers, key=lambda s: s.rank)
             if best.score == 0 or last.priority > best.task.priority:
                 break
-        if len(rows) < WINDOW:
+        if len(rows) < size:
             break
     return sorted(offers, key=lambda s: s.rank)
 

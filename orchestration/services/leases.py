@@ -100,32 +100,44 @@ def _fenced_write(
         yield task, lease
 
 
-def _paths_clear(task: Task) -> list[scheduling.Collision]:
+def _paths_clear(task: Task) -> None:
     """Refuse a locked task whose paths meet exclusive paths of work in flight.
 
-    Returns the in-flight tasks it merely collides with. The check runs under the project's
-    path lock, taken after the task's row lock: exclusive while the task has exclusive paths,
-    shared while it has only others (a task without paths meets nothing and takes none). Two
-    claims that could break exclusivity therefore never check at the same time, and each
-    sees the other's committed claim (docs/scheduling.md).
+    The check runs under the project's path lock, taken after the task's row lock:
+    exclusive while the task has exclusive paths, shared while it has only others (a task
+    without paths meets nothing and takes none). Two claims that could break exclusivity
+    therefore never check at the same time, and each sees the other's committed claim
+    (docs/scheduling.md). A task without exclusive paths can only be blocked by work that
+    has some, so only that work is read for it.
     """
     if not scheduling.has_paths(task):
-        return []
-    xact_lock(scheduling.paths_lock_key(task.project_id), shared=not task.exclusive_paths)
-    schedule = scheduling.in_flight(task.project_id, exclude=[task.pk]).schedule(task)
-    if schedule.blocked_by:
-        raise PathsHeld(task_id=task.pk, blocked_by=[c.as_dict() for c in schedule.blocked_by])
-    return schedule.collisions
+        return
+    exclusive = bool(task.exclusive_paths)
+    xact_lock(scheduling.paths_lock_key(task.project_id), shared=not exclusive)
+    flight = scheduling.in_flight(task.project_id, exclude=[task.pk], exclusive_only=not exclusive)
+    blocked_by = flight.schedule(task).blocked_by
+    if blocked_by:
+        raise PathsHeld(task_id=task.pk, blocked_by=[c.as_dict() for c in blocked_by])
 
 
-def _grant_lease(task: Task, project: Project, *, actor: Actor, now: datetime) -> Lease:
-    """Give ``actor`` a fresh lease on a locked, claimable task, with a larger token."""
+def _grant_lease(
+    task: Task,
+    project: Project,
+    *,
+    actor: Actor,
+    now: datetime,
+    offer: scheduling.Schedule | None = None,
+) -> Lease:
+    """Give ``actor`` a fresh lease on a locked, claimable task, with a larger token.
+
+    ``offer`` is claim-next's ranking of the task: its collisions go into the event."""
     unmet = unmet_incoming_edges(task)
     if unmet:
         if task.unmet_prerequisites == 0:
             logger.error("readiness counter drifted on task %s: %s", task.pk, unmet)
         raise DependenciesUnmet(task_id=task.pk, unmet=unmet)
-    collisions = _paths_clear(task)
+    _paths_clear(task)
+    collisions = offer.collisions if offer is not None else []
     if task.state == S.RESERVED:
         reservation_end(task, status=ReservationStatus.CLAIMED, reason="claimed", now=now)
     expires_at = now + timedelta(seconds=project.lease_ttl_seconds)
@@ -226,8 +238,7 @@ def task_claim_next(
     holds_expire_due(project_id=project.pk, now=now, limit=EXPIRE_ON_READ_LIMIT)
     skipped: set[int] = set()
     for _round in range(_CLAIM_NEXT_ROUNDS):
-        flight = scheduling.in_flight(project.pk)
-        offers = scheduling.ranked_offers(project.pk, actor.name, capabilities, skipped, flight)
+        offers = scheduling.ranked_offers(project.pk, actor.name, capabilities, skipped)
         if not offers:
             return None
         offers = offers[:_OFFERS_PER_ROUND]
@@ -238,7 +249,8 @@ def task_claim_next(
                 if task is None:  # rivals took (or hold) every one of them: look further
                     skipped.update(offer.task.id for offer in offers)
                     continue
-                return _grant_lease(task, project, actor=actor, now=now)
+                offer = next(o for o in offers if o.task.id == task.pk)
+                return _grant_lease(task, project, actor=actor, now=now, offer=offer)
         except DependenciesUnmet:
             # The counter said ready but the edges disagree (logged): never hand it out.
             skipped.add(task.pk)
