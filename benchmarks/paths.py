@@ -54,7 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=30)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--seed", type=int, default=20240601)
-    p.add_argument("--skip-latency", action="store_true")
+    p.add_argument("--skip-simulation", action="store_true", help="figure 2 only")
+    p.add_argument("--skip-latency", action="store_true", help="figure 1 only")
     p.add_argument("--quick", action="store_true", help="plan 120, 10,000 tasks, 10 repeats")
     args = p.parse_args(argv)
     if args.quick:
@@ -311,7 +312,8 @@ def main(argv=None) -> None:
     core.ensure_database(url, reseed=False)
     core.django_setup(url)
     report = core.Report()
-    figure_simulation(args)
+    if not args.skip_simulation:
+        figure_simulation(args)
     if not args.skip_latency:
         figure_latency(args, report)
         report.summary()

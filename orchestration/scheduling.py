@@ -168,6 +168,8 @@ def in_flight(
     )
     if exclusive_only:
         rows = rows.exclude(exclusive_paths=[])
+    else:  # a task without paths meets nothing: leave it in the database
+        rows = rows.exclude(expected_paths=[], exclusive_paths=[], touched_paths=[])
     return InFlight(_rows(rows))
 
 
