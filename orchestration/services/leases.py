@@ -229,8 +229,8 @@ def task_claim_next(
     priority, then clean work before work colliding with in-flight paths; a task whose
     exclusive paths meet in-flight work is never offered. Rivals are skipped, not waited for
     (``SKIP LOCKED``), so a burst of agents drains the pool in parallel and no task is
-    handed to two of them. ``capabilities=None`` means the
-    agent takes any task; a list means a task's capability tags must all be in it.
+    handed to two of them. ``capabilities=None`` means the agent takes any task; a list
+    means a task's capability tags must all be in it.
     """
     actor.require(Role.AGENT)
     now = now or utcnow()
