@@ -7,7 +7,7 @@ PGURL ?= postgres://postgres@127.0.0.1:5432/tascade
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv dev lint format schema bench bench-pages bench-metrics demo clean
+.PHONY: run test venv dev lint format schema bench bench-pages bench-metrics bench-paths demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-pages: dev
 
 bench-metrics: dev
 	TASCADE_DATABASE_URL=$(PGURL) $(BIN)/python benchmarks/metrics.py
+
+bench-paths: dev
+	TASCADE_DATABASE_URL=$(PGURL) $(BIN)/python benchmarks/paths.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

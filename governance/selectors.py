@@ -1,10 +1,24 @@
 """Governance reads: the approval that lets a task integrate, and the review queue."""
 
-from django.db.models import Case, Count, Exists, IntegerField, OuterRef, QuerySet, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
 
 from governance.actors import Actor
 from governance.models import Checkpoint, Review, Verdict
-from orchestration.models import Task, TaskClass, TaskState
+from orchestration.models import PathOverlap, Task, TaskClass, TaskState
 from orchestration.selectors import project_visible_or_404, projects_visible
 
 # Classes whose mistakes propagate furthest: reviewed first.
@@ -30,7 +44,8 @@ def current_approval(task: Task) -> Review | None:
 
 
 def review_queue(actor: Actor, project_id: int | None = None, *, model=Task) -> QuerySet:
-    """Implemented work that nobody has approved yet: riskiest first, then longest waiting.
+    """Implemented work that nobody has approved yet: riskiest first, then longest waiting,
+    each with its count of unpredicted path overlaps (``unpredicted_overlaps``).
 
     One project, or every project the actor may see. ``model`` lets the admin list the same
     rows through its proxy model.
@@ -44,11 +59,20 @@ def review_queue(actor: Actor, project_id: int | None = None, *, model=Task) -> 
         implementation=OuterRef("implementation_count"),
         verdict=Verdict.APPROVED,
     )
+    # Unpredicted path overlaps flagged on the task, from either side: the reviewer checks
+    # that the two changes agree where the plan did not expect them to meet.
+    overlaps = (
+        PathOverlap.objects.filter(Q(task=OuterRef("pk")) | Q(other_task=OuterRef("pk")))
+        .order_by()
+        .annotate(n=Func(F("id"), function="COUNT"))
+        .values("n")
+    )
     return (
         # A delegated task is judged through its children, never on its own.
         model.objects.filter(state=TaskState.IMPLEMENTED, delegated_at__isnull=True, **scope)
         .annotate(
             approved=Exists(approved),
+            unpredicted_overlaps=Coalesce(Subquery(overlaps, output_field=IntegerField()), 0),
             risk=Case(
                 When(task_class__in=RISKY_CLASSES, then=Value(1)),
                 default=Value(0),

@@ -18,6 +18,7 @@ from governance.services.reviews import review_record
 from orchestration.models import Artifact, Event
 from orchestration.selectors import (
     object_visible_or_404,
+    path_overlaps_of,
     project_visible_or_404,
     projects_visible,
     task_visible_or_404,
@@ -77,6 +78,7 @@ def task_review(request, task_id: int):
             "artifacts": Artifact.objects.filter(task=task).order_by("-id")[:20],
             "reviews": Review.objects.filter(task=task).order_by("-id"),
             "events": Event.objects.filter(task=task).order_by("-id")[:100],
+            "path_overlaps": path_overlaps_of(task),
         },
         status=400 if request.method == "POST" else 200,
     )

@@ -13,6 +13,7 @@ from orchestration.models import (
     IntegrationAttempt,
     Lease,
     Milestone,
+    PathOverlap,
     Phase,
     Project,
     Reservation,
@@ -127,6 +128,12 @@ class ArtifactAdmin(ReadOnlyAdmin):
 class EventAdmin(ReadOnlyAdmin):
     list_display = ["id", "kind", "project", "task", "actor", "created_at"]
     list_filter = ["kind", "project"]
+
+
+@admin.register(PathOverlap)
+class PathOverlapAdmin(ReadOnlyAdmin):
+    list_display = ["id", "task", "other_task", "artifact", "created_at"]
+    list_filter = ["project"]
 
 
 @admin.register(IntegrationAttempt)

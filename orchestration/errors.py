@@ -97,3 +97,11 @@ class WebhookInactive(DomainError):
 class WebhookDeliveryInFlight(DomainError):
     code = "WEBHOOK_DELIVERY_IN_FLIGHT"
     default_message = "The delivery is being sent right now; wait for its outcome."
+
+
+class PathsHeld(DomainError):
+    code = "PATHS_HELD"
+    default_message = (
+        "Work in flight holds paths this task needs, or needs to itself, exclusively: it is "
+        "not offered until that work is integrated or returned."
+    )

@@ -26,6 +26,7 @@ EVENT_KINDS: frozenset[str] = frozenset(
         "lease.expired",
         "lease.revoked",
         "metric.alert",
+        "path_overlap.detected",
         "milestone.created",
         "phase.created",
         "project.created",

@@ -107,6 +107,21 @@ def claimable_by(agent: str) -> Q:
     ) & ~Q(task_class__in=GATE_CLASSES)
 
 
+# Held or done but not merged: the work whose paths the scheduler keeps others away from.
+IN_FLIGHT_STATES = (S.CLAIMED, S.IN_PROGRESS, S.IMPLEMENTED)
+# The order claim-next and the ready list offer the pool in (index ``task_pool_order``).
+POOL_ORDER = ("priority", "created_at", "id")
+
+
+def pool_after(priority: int, created_at, pk: int) -> Q:
+    """The pool rows after (priority, created_at, id) in ``POOL_ORDER``: a keyset page."""
+    return (
+        Q(priority__gt=priority)
+        | Q(priority=priority, created_at__gt=created_at)
+        | Q(priority=priority, created_at=created_at, pk__gt=pk)
+    )
+
+
 # Neither finished nor given up: an operator may still block or cancel these.
 OPEN_STATES = (*POOL_STATES, *LEASED_STATES, S.DELEGATED, S.IMPLEMENTED, S.BLOCKED, S.CONFLICT)
 TERMINAL_STATES = (S.INTEGRATED, S.CANCELLED)
@@ -162,7 +177,11 @@ class Task(ConcurrentTransitionMixin, models.Model):
     # Lower is more urgent: 0 is the most urgent.
     priority = models.IntegerField(default=100)
     capability_tags = models.JSONField(default=list, blank=True)
+    # Path globs (``orchestration/paths.py``): what the task expects to touch, what it needs
+    # to itself while in flight, and what its artifacts reported touching (kept sorted).
     expected_paths = models.JSONField(default=list, blank=True)
+    exclusive_paths = models.JSONField(default=list, blank=True)
+    touched_paths = models.JSONField(default=list, blank=True)
     max_attempts = models.PositiveIntegerField(default=_default_max_attempts)
     attempt_count = models.PositiveIntegerField(default=0)
 
@@ -556,6 +575,34 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.kind}"
+
+
+class PathOverlap(models.Model):
+    """Files an artifact touched that another in-flight task also touches, unpredicted by the
+    plan: one row per artifact and other task. Both tasks are flagged by it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="path_overlaps")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="path_overlaps")
+    other_task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="+")
+    artifact = models.ForeignKey(Artifact, on_delete=models.CASCADE, related_name="path_overlaps")
+    # [{"path": touched file, "pattern": the other task's path it falls under}, ...]
+    overlaps = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["artifact", "other_task"], name="path_overlap_once_per_artifact"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["task", "id"], name="path_overlap_task"),
+            models.Index(fields=["other_task", "id"], name="path_overlap_other_task"),
+        ]
+
+    def __str__(self) -> str:
+        return f"overlap of task {self.task_id} with task {self.other_task_id}"
 
 
 class IntegrationState(models.TextChoices):

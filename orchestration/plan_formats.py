@@ -5,8 +5,9 @@ Three forms, all reaching the same ``changeset_create``:
 - JSON or YAML: a list of operations, ``{"operations": [...]}``, or an outline
   ``{"phases": [{"name", "milestones": [{"name", "tasks": [{"title", "key", "after", ...}]}]}]}``.
 - A Markdown outline: ``#`` a phase, ``##`` a milestone, ``- `` a task. A task may name
-  itself ``{key}`` and its prerequisites ``(after: key, T3)``; indented lines under it are
-  its description.
+  itself ``{key}``, its prerequisites ``(after: key, T3)``, the paths it expects to touch
+  ``(paths: docs/**, api.py)`` and those it needs to itself ``(exclusive: */migrations/*)``;
+  indented lines under it are its description.
 
 A malformed document raises ``PlanDocumentError`` with the line or item at fault.
 """
@@ -33,6 +34,7 @@ _TASK_FIELDS = (
     "priority",
     "capability_tags",
     "expected_paths",
+    "exclusive_paths",
     "max_attempts",
 )
 
@@ -116,6 +118,9 @@ _HEADING = re.compile(r"^(#{1,2})\s+(?:(?:phase|milestone):\s*)?(.+?)\s*$", re.I
 _TASK = re.compile(r"^[-*]\s+(.+?)\s*$")
 _KEY = re.compile(r"\{([\w.-]+)\}")
 _AFTER = re.compile(r"\(after:\s*([^)]*)\)", re.IGNORECASE)
+# (paths: a, b) and (exclusive: c): the task's expected_paths and exclusive_paths.
+_PATHS = re.compile(r"\((paths|exclusive):\s*([^)]*)\)", re.IGNORECASE)
+_PATH_FIELD = {"paths": "expected_paths", "exclusive": "exclusive_paths"}
 
 
 def markdown_outline(text: str) -> dict:
@@ -146,7 +151,8 @@ def markdown_outline(text: str) -> dict:
             title = task.group(1)
             key = _KEY.search(title)
             after = _AFTER.search(title)
-            title = _AFTER.sub("", _KEY.sub("", title)).strip()
+            paths = _PATHS.findall(title)
+            title = _PATHS.sub("", _AFTER.sub("", _KEY.sub("", title))).strip()
             if not title:
                 raise PlanDocumentError("A task needs a title.", line=number)
             current_task = {"title": title}
@@ -154,6 +160,11 @@ def markdown_outline(text: str) -> dict:
                 current_task["key"] = key.group(1)
             if after:
                 current_task["after"] = [a.strip() for a in after.group(1).split(",") if a.strip()]
+            for kind, listed in paths:
+                name = _PATH_FIELD[kind.lower()]
+                current_task.setdefault(name, []).extend(
+                    p.strip() for p in listed.split(",") if p.strip()
+                )
             phases[-1]["milestones"][-1]["tasks"].append(current_task)
             continue
         if current_task is not None and raw.startswith((" ", "\t")):

@@ -20,6 +20,7 @@ from django.db.models.functions import Coalesce
 from governance.actors import Actor, Role
 from governance.models import Review
 from orchestration.models import (
+    POOL_ORDER,
     POOL_STATES,
     Artifact,
     Dependency,
@@ -30,6 +31,7 @@ from orchestration.models import (
     Lease,
     LeaseStatus,
     Milestone,
+    PathOverlap,
     Project,
     Reservation,
     ReservationStatus,
@@ -39,6 +41,7 @@ from orchestration.models import (
     claimable_by,
 )
 from orchestration.models import TaskState as S
+from orchestration.scheduling import in_flight, paths_of
 from tascade.errors import NotFound
 
 
@@ -103,7 +106,31 @@ def ready_tasks(actor: Actor, project_id: int, capabilities: list[str] | None = 
                 if set(t.capability_tags) <= set(capabilities)
             ]
             tasks = tasks.filter(pk__in=fitting)
-    return tasks.order_by("priority", "created_at", "id")
+    return tasks.order_by(*POOL_ORDER)
+
+
+def path_overlaps_of(task: Task) -> list[PathOverlap]:
+    """Unpredicted overlaps flagged on ``task``, from either side, newest first."""
+    return list(
+        PathOverlap.objects.filter(Q(task=task) | Q(other_task=task))
+        .select_related("task", "other_task")
+        .order_by("-id")[:50]
+    )
+
+
+def task_collisions(actor: Actor, task_id: int) -> dict[str, Any]:
+    """Which tasks in flight touch the paths of ``task`` (itself excluded), and whether they
+    hold any of them exclusively: what claim-next and the ready list score it by now."""
+    task = task_visible_or_404(actor, task_id)
+    schedule = in_flight(task.project_id, exclude=[task.pk]).schedule(task)
+    return {
+        "task": task,
+        "paths": [path for path, _literal in paths_of(task)],
+        "score": schedule.score,
+        "offered": schedule.offered,
+        "collisions": [c.as_dict() for c in schedule.collisions],
+        "blocked_by": [c.as_dict() for c in schedule.blocked_by],
+    }
 
 
 def task_context(actor: Actor, task_id: int) -> dict[str, Any]:
@@ -137,6 +164,9 @@ def task_context(actor: Actor, task_id: int) -> dict[str, Any]:
         "artifacts": list(Artifact.objects.filter(task=task).order_by("-id")[:20]),
         # A reviewer's note (changes requested, rejection) is part of what the agent reads.
         "reviews": list(Review.objects.filter(task=task).order_by("-id")[:20]),
+        # Files its artifacts (or another in-flight task's) touched that the plan did not
+        # predict would meet.
+        "path_overlaps": path_overlaps_of(task),
     }
 
 

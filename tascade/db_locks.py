@@ -32,3 +32,17 @@ def exclusively(name: str) -> Iterator[bool]:
         if acquired:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def xact_lock(key: int, *, shared: bool = False) -> None:
+    """Wait for a PostgreSQL advisory lock held until the transaction ends (shared or not).
+
+    Take it after any row locks the transaction needs, never before one: every path that
+    takes both takes them in that order, so they cannot deadlock. SQLite serialises all
+    writers already and needs none.
+    """
+    if connection.vendor != "postgresql":
+        return
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s)", [key])

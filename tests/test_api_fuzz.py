@@ -55,6 +55,7 @@ from orchestration.models import (
     Lease,
     LeaseStatus,
     Milestone,
+    PathOverlap,
     Phase,
     Project,
     Reservation,
@@ -135,9 +136,16 @@ def _seed() -> dict[str, list[int]]:
             actor=ADMIN, project_id=project.pk, title=title, milestone_id=milestone.pk, **kwargs
         )
 
-    root = task("root", work_spec={"objective": "lay the ground", "constraints": ["fast"]})
-    claimed = task("claimed", capability_tags=["python"])
+    root = task(
+        "root",
+        work_spec={"objective": "lay the ground", "constraints": ["fast"]},
+        expected_paths=["docs/**"],
+    )
+    claimed = task("claimed", capability_tags=["python"], expected_paths=["src/**"])
     started = task("started", priority=5)
+    # Ready work that collides with the claimed task, and work its exclusive paths withhold.
+    task("colliding", expected_paths=["src/models.py"])
+    task("withheld", exclusive_paths=["src/**"])
     reserved = task("reserved")
     dependent = task("dependent", parent_id=root.pk)
     late = task("late")
@@ -214,6 +222,8 @@ def _seed() -> dict[str, list[int]]:
     def ids(queryset):
         return list(queryset.order_by("id").values_list("id", flat=True))
 
+    # Both started tasks published src/app.py, unpredicted: an overlap flags both.
+    assert PathOverlap.objects.filter(project=project).exists()
     return {
         "project": [project.pk, other.pk],
         "task": [*ids(Task.objects.filter(project=project)), foreign.pk],

@@ -1,5 +1,5 @@
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, status
+from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -124,11 +124,28 @@ class ReviewDetail(APIView):
         return Response(s.ReviewSerializer(object_visible_or_404(Review, request.user, pk)).data)
 
 
-@extend_schema(tags=["reviews"], responses={200: TaskSerializer(many=True), **error_responses()})
-class ReviewQueue(generics.ListAPIView):
-    """Implemented work awaiting an approval: riskiest first, then longest waiting."""
+class ReviewQueueTaskSerializer(TaskSerializer):
+    unpredicted_overlaps = serializers.IntegerField(
+        read_only=True,
+        help_text=(
+            "Unpredicted path overlaps flagged on the task (see its context's path_overlaps)."
+        ),
+    )
 
-    serializer_class = TaskSerializer
+    class Meta(TaskSerializer.Meta):
+        fields = [*TaskSerializer.Meta.fields, "unpredicted_overlaps"]
+        read_only_fields = fields
+
+
+@extend_schema(
+    tags=["reviews"],
+    responses={200: ReviewQueueTaskSerializer(many=True), **error_responses()},
+)
+class ReviewQueue(generics.ListAPIView):
+    """Implemented work awaiting an approval: riskiest first, then longest waiting. Each
+    task says how many unpredicted path overlaps are flagged on it."""
+
+    serializer_class = ReviewQueueTaskSerializer
     filter_backends = []
     pagination_class = None
 

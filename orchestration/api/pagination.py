@@ -10,28 +10,23 @@ import binascii
 import json
 from datetime import datetime
 
-from django.db.models import Q
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
+from orchestration.models import POOL_ORDER, pool_after
 from tascade.api import IdCursorPagination
 
 
 class ReadyListPagination(IdCursorPagination):
-    ordering = ("priority", "created_at", "id")
+    ordering = POOL_ORDER
 
     def paginate_queryset(self, queryset, request, view=None):
         self.page_size = self.get_page_size(request)
         self.base_url = request.build_absolute_uri()
         after = self._decode(request.query_params.get(self.cursor_query_param))
         if after is not None:
-            priority, created_at, pk = after
-            queryset = queryset.filter(
-                Q(priority__gt=priority)
-                | Q(priority=priority, created_at__gt=created_at)
-                | Q(priority=priority, created_at=created_at, pk__gt=pk)
-            )
+            queryset = queryset.filter(pool_after(*after))
         rows = list(queryset.order_by(*self.ordering)[: self.page_size + 1])
         self.has_next = len(rows) > self.page_size
         self.page = rows[: self.page_size]

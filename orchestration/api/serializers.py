@@ -2,6 +2,7 @@
 
 import re
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from governance.api.serializers import ReviewSerializer
@@ -18,6 +19,7 @@ from orchestration.models import (
     Lease,
     LeaseStatus,
     Milestone,
+    PathOverlap,
     Phase,
     Project,
     Reservation,
@@ -181,6 +183,8 @@ class TaskSerializer(serializers.ModelSerializer):
             "priority",
             "capability_tags",
             "expected_paths",
+            "exclusive_paths",
+            "touched_paths",
             "max_attempts",
             "attempt_count",
             "state",
@@ -240,7 +244,17 @@ class _TaskFieldsSerializer(serializers.Serializer):
     task_class = serializers.ChoiceField(choices=TaskClass.choices, required=False)
     priority = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False)
     capability_tags = _string_list(max_length=100, required=False)
-    expected_paths = _string_list(required=False)
+    expected_paths = _string_list(
+        required=False,
+        help_text="Globs of the paths the task expects to touch, e.g. docs/**, */migrations/*.",
+    )
+    exclusive_paths = _string_list(
+        required=False,
+        help_text=(
+            "Globs the task needs to itself: it is not offered while work in flight touches "
+            "them, and work touching them is not offered while it is in flight."
+        ),
+    )
     max_attempts = serializers.IntegerField(min_value=1, max_value=100, required=False)
 
 
@@ -367,6 +381,91 @@ class PrerequisiteSerializer(EdgeTaskSerializer):
     latest_artifact = ArtifactSerializer(allow_null=True)
 
 
+class PathOverlapSerializer(serializers.ModelSerializer):
+    task_ref = serializers.CharField(source="task.ref", read_only=True)
+    other_task_ref = serializers.CharField(source="other_task.ref", read_only=True)
+
+    class Meta:
+        model = PathOverlap
+        fields = [
+            "id",
+            "project",
+            "task",
+            "task_ref",
+            "other_task",
+            "other_task_ref",
+            "artifact",
+            "overlaps",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class PathPairSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text="This task's path (glob or touched file).")
+    # "with" is a Python keyword: declared below.
+
+
+PathPairSerializer._declared_fields["with"] = serializers.CharField(
+    help_text="The in-flight task's path it overlaps."
+)
+
+
+class CollisionSerializer(serializers.Serializer):
+    task_id = serializers.IntegerField()
+    ref = serializers.CharField()
+    state = serializers.CharField()
+    holder = serializers.CharField()
+    overlaps = PathPairSerializer(many=True, help_text="At most 20 pairs.")
+    overlap_count = serializers.IntegerField(help_text="All overlapping pairs.")
+
+
+class TaskCollisionsSerializer(serializers.Serializer):
+    task = TaskSerializer()
+    paths = serializers.ListField(child=serializers.CharField())
+    score = serializers.IntegerField(help_text="How many in-flight tasks it collides with.")
+    offered = serializers.BooleanField(
+        help_text="False while in-flight work holds its paths exclusively (or it holds theirs)."
+    )
+    collisions = CollisionSerializer(many=True)
+    blocked_by = CollisionSerializer(many=True)
+
+
+class ReadyTaskSerializer(TaskSerializer):
+    """A ready-list item: the task, and why it is ranked where it is."""
+
+    path_score = serializers.IntegerField(
+        source="schedule.score",
+        read_only=True,
+        help_text="How many in-flight tasks its paths collide with (0: none).",
+    )
+    offered = serializers.BooleanField(
+        source="schedule.offered",
+        read_only=True,
+        help_text="False while in-flight work holds its paths exclusively: not offered.",
+    )
+    collides_with = serializers.SerializerMethodField()
+    blocked_by = serializers.SerializerMethodField()
+
+    class Meta(TaskSerializer.Meta):
+        fields = [
+            *TaskSerializer.Meta.fields,
+            "path_score",
+            "offered",
+            "collides_with",
+            "blocked_by",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(CollisionSerializer(many=True))
+    def get_collides_with(self, task) -> list:
+        return [c.as_dict() for c in task.schedule.collisions]
+
+    @extend_schema_field(CollisionSerializer(many=True))
+    def get_blocked_by(self, task) -> list:
+        return [c.as_dict() for c in task.schedule.blocked_by]
+
+
 class TaskContextSerializer(serializers.Serializer):
     task = TaskSerializer()
     lease = LeaseSerializer(allow_null=True)
@@ -377,6 +476,9 @@ class TaskContextSerializer(serializers.Serializer):
     dependents = EdgeTaskSerializer(many=True)
     artifacts = ArtifactSerializer(many=True)
     reviews = ReviewSerializer(many=True)
+    path_overlaps = PathOverlapSerializer(
+        many=True, help_text="Unpredicted overlaps flagged on this task, from either side."
+    )
 
 
 class GraphNodeSerializer(serializers.Serializer):

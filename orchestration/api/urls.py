@@ -68,6 +68,7 @@ urlpatterns = [
     path("snapshots/<id:pk>/", v.SnapshotDetail.as_view(), name="snapshot-detail"),
     path(T, v.TaskDetail.as_view(), name="task-detail"),
     path(T + "context/", v.TaskContext.as_view(), name="task-context"),
+    path(T + "collisions/", v.TaskCollisions.as_view(), name="task-collisions"),
     path(T + "snapshot/", v.TaskSnapshot.as_view(), name="task-snapshot"),
     path(T + "artifacts/", v.TaskArtifacts.as_view(), name="task-artifacts"),
     path(T + "claim/", v.TaskClaim.as_view(), name="task-claim"),

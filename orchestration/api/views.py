@@ -7,7 +7,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orchestration import selectors
+from orchestration import scheduling, selectors
 from orchestration.api import serializers as s
 from orchestration.api.pagination import ReadyListPagination
 from orchestration.models import (
@@ -216,14 +216,16 @@ def _comma_list(raw: str | None) -> list[str] | None:
 @extend_schema(
     tags=["tasks"],
     parameters=[ReadyQuerySerializer],
-    responses={200: s.TaskSerializer(many=True), **error_responses()},
+    responses={200: s.ReadyTaskSerializer(many=True), **error_responses()},
 )
 class ReadyList(generics.ListAPIView):
-    """Tasks an agent may claim now, most urgent then oldest first (reserved ones included
-    only for their assignee): the order claim-next offers them in. Lapsed leases and
-    reservations in the project are expired first, exactly as claim-next does."""
+    """Tasks an agent may claim now (reserved ones only for their assignee), each with its
+    path score and the in-flight tasks it collides with. Pages follow (priority, created_at,
+    id); within a page, items are ordered as claim-next ranks them: priority, offered before
+    blocked, fewer collisions first, then age. Lapsed leases and reservations in the project
+    are expired first, exactly as claim-next does."""
 
-    serializer_class = s.TaskSerializer
+    serializer_class = s.ReadyTaskSerializer
     filter_backends = []
     pagination_class = ReadyListPagination
 
@@ -235,6 +237,23 @@ class ReadyList(generics.ListAPIView):
             actor=self.request.user,
             project_id=self.kwargs["project_id"],
             capabilities=_comma_list(query.get("capabilities")),
+        )
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        ranked = scheduling.ranked_page(self.kwargs["project_id"], page)
+        return self.get_paginated_response(self.get_serializer(ranked, many=True).data)
+
+
+@extend_schema(tags=["tasks"], responses={200: s.TaskCollisionsSerializer, **error_responses()})
+class TaskCollisions(APIView):
+    """Which in-flight tasks (claimed, in progress, implemented) touch this task's paths,
+    with the overlapping patterns, and whether any holds them exclusively. Ask before you
+    start: it is what claim-next scores the task by now."""
+
+    def get(self, request, pk):
+        return Response(
+            s.TaskCollisionsSerializer(selectors.task_collisions(request.user, pk)).data
         )
 
 

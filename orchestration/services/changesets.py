@@ -40,6 +40,8 @@ from orchestration.selectors import object_visible_or_404, project_visible_or_40
 from orchestration.services.events import event_record
 from orchestration.services.lifecycle import holds_end, transition_apply, utcnow
 from orchestration.services.plan import (
+    PATH_FIELDS,
+    clean_paths,
     edge_delete,
     edge_insert,
     task_insert,
@@ -50,7 +52,10 @@ from tascade.transactions import retry_on_conflict
 
 S = TaskState
 # What a task means: changing any of these is material.
-MATERIAL_FIELDS = frozenset({"description", "work_spec", "task_class", "expected_paths"})
+# Paths are material too: the claim was granted on them (docs/scheduling.md).
+MATERIAL_FIELDS = frozenset(
+    {"description", "work_spec", "task_class", "expected_paths", "exclusive_paths"}
+)
 UPDATABLE_FIELDS = MATERIAL_FIELDS | {"title", "priority", "capability_tags", "max_attempts"}
 STARTED_STATES = (S.IN_PROGRESS, S.DELEGATED, S.IMPLEMENTED, S.INTEGRATED, S.CONFLICT)
 OPERATIONS = (
@@ -174,6 +179,7 @@ def _task_fields(op: dict) -> dict:
         ("priority", int),
         ("capability_tags", list),
         ("expected_paths", list),
+        ("exclusive_paths", list),
         ("max_attempts", int),
         ("title", str),
     ):
@@ -182,11 +188,14 @@ def _task_fields(op: dict) -> dict:
             fields[name] = value
     if "task_class" in fields and fields["task_class"] not in TaskClass.values:
         raise _invalid("Unknown task_class.", field="task_class")
-    for name in ("capability_tags", "expected_paths"):
-        if name in fields and not all(isinstance(v, str) and len(v) <= 1000 for v in fields[name]):
-            raise _invalid(f"'{name}' must be a list of strings.", field=name)
+    tags = fields.get("capability_tags")
+    if tags is not None and not all(isinstance(v, str) and len(v) <= 1000 for v in tags):
+        raise _invalid("'capability_tags' must be a list of strings.", field="capability_tags")
     if "capability_tags" in fields:
         fields["capability_tags"] = sorted(set(fields["capability_tags"]))  # as on insert
+    for name in PATH_FIELDS:
+        if name in fields:
+            fields[name] = clean_paths(name, fields[name])  # as on insert
     return fields
 
 

@@ -14,14 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
+from django.db.models import Q
+from django.db.models.expressions import RawSQL
 
 from governance.actors import Actor, Role
+from orchestration import scheduling
 from orchestration.errors import (
     ArtifactRequired,
     DependenciesUnmet,
     InvalidTransition,
     LeaseExpired,
     LeaseStale,
+    PathsHeld,
     TaskAlreadyClaimed,
     TaskNotClaimable,
     TaskReserved,
@@ -35,12 +39,14 @@ from orchestration.models import (
     ExecutionSnapshot,
     Lease,
     LeaseStatus,
+    PathOverlap,
     Project,
     ReservationStatus,
     Task,
     TaskState,
     claimable_by,
 )
+from orchestration.paths import PathError, normalise_list
 from orchestration.selectors import project_visible_or_404, ready_tasks
 from orchestration.services.events import event_record
 from orchestration.services.lifecycle import (
@@ -54,13 +60,19 @@ from orchestration.services.lifecycle import (
     utcnow,
 )
 from orchestration.services.sweep import EXPIRE_ON_READ_LIMIT, holds_expire_due
+from tascade.db_locks import xact_lock
+from tascade.errors import InvalidInput
 from tascade.transactions import retry_on_conflict
 
 S = TaskState
 logger = logging.getLogger(__name__)
 
-# Claim-next tries this many candidates per call before it gives up on a burst of rivals.
+# Claim-next tries this many rounds per call before it gives up on a burst of rivals.
 _CLAIM_NEXT_ROUNDS = 8
+# Each round tries to lock the first of this many best offers that no rival holds.
+_OFFERS_PER_ROUND = 32
+# Touched paths a task remembers for scheduling (its artifacts keep every file).
+MAX_TOUCHED_PATHS = 1_000
 
 
 def _require_live_lease(task: Task, *, actor: Actor, lease_token: int, now: datetime) -> Lease:
@@ -88,13 +100,44 @@ def fenced_write(
         yield task, lease
 
 
-def _grant_lease(task: Task, project: Project, *, actor: Actor, now: datetime) -> Lease:
-    """Give ``actor`` a fresh lease on a locked, claimable task, with a larger token."""
+def _paths_clear(task: Task) -> None:
+    """Refuse a locked task whose paths meet exclusive paths of work in flight.
+
+    The check runs under the project's path lock, taken after the task's row lock:
+    exclusive while the task has exclusive paths, shared while it has only others (a task
+    without paths meets nothing and takes none). Two claims that could break exclusivity
+    therefore never check at the same time, and each sees the other's committed claim
+    (docs/scheduling.md). A task without exclusive paths can only be blocked by work that
+    has some, so only that work is read for it.
+    """
+    if not scheduling.has_paths(task):
+        return
+    exclusive = bool(task.exclusive_paths)
+    xact_lock(scheduling.paths_lock_key(task.project_id), shared=not exclusive)
+    flight = scheduling.in_flight(task.project_id, exclude=[task.pk], exclusive_only=not exclusive)
+    blocked_by = flight.schedule(task).blocked_by
+    if blocked_by:
+        raise PathsHeld(task_id=task.pk, blocked_by=[c.as_dict() for c in blocked_by])
+
+
+def _grant_lease(
+    task: Task,
+    project: Project,
+    *,
+    actor: Actor,
+    now: datetime,
+    offer: scheduling.Schedule | None = None,
+) -> Lease:
+    """Give ``actor`` a fresh lease on a locked, claimable task, with a larger token.
+
+    ``offer`` is claim-next's ranking of the task: its collisions go into the event."""
     unmet = unmet_incoming_edges(task)
     if unmet:
         if task.unmet_prerequisites == 0:
             logger.error("readiness counter drifted on task %s: %s", task.pk, unmet)
         raise DependenciesUnmet(task_id=task.pk, unmet=unmet)
+    _paths_clear(task)
+    collisions = offer.collisions if offer is not None else []
     if task.state == S.RESERVED:
         reservation_end(task, status=ReservationStatus.CLAIMED, reason="claimed", now=now)
     expires_at = now + timedelta(seconds=project.lease_ttl_seconds)
@@ -119,6 +162,7 @@ def _grant_lease(task: Task, project: Project, *, actor: Actor, now: datetime) -
         extra_fields=("lease_token_seq",),
         lease_token=lease.token,
         expires_at=expires_at.isoformat(),
+        **({"path_collisions": [c.ref for c in collisions]} if collisions else {}),
     )
     return lease
 
@@ -171,31 +215,27 @@ def _claim_named(*, actor: Actor, task_id: int, now: datetime) -> Lease:
         return _grant_lease(task, task.project, actor=actor, now=now)
 
 
-def _next_candidate(
-    project_id: int, actor: Actor, capabilities: list[str] | None, skipped: set[int]
-) -> Task | None:
-    """The most urgent, then oldest, task this agent may claim now, locked; or None.
+def _lock_first(offers: list[scheduling.Schedule], actor: Actor) -> Task | None:
+    """Lock the best of ``offers`` that is still claimable and that no rival holds, or None.
 
-    Ready tasks, and tasks reserved for this agent. On PostgreSQL exactly one row is locked
-    with SKIP LOCKED: a rival's pick is passed over, never waited for, and never blocks a
-    rival in turn. SQLite has no row locks: its IMMEDIATE transaction serialises claims, and
-    the capability filter runs in Python over the candidates in order.
+    One statement on PostgreSQL: ``WHERE id = ANY(…) ORDER BY array_position(…) LIMIT 1
+    FOR NO KEY UPDATE SKIP LOCKED``. A rival's pick is passed over, never waited for; the
+    claimability filter is evaluated again on the row as it is now. SQLite has no row
+    locks (its IMMEDIATE transaction serialises claims): the first still claimable wins.
     """
-    candidates = (
-        Task.objects.filter(project_id=project_id)
-        .filter(claimable_by(actor.name))
-        .exclude(pk__in=skipped)
-        .order_by("priority", "created_at", "id")
+    ids = [offer.task.id for offer in offers]
+    claimable = Task.objects.filter(pk__in=ids).filter(claimable_by(actor.name))
+    if connection.vendor != "postgresql":
+        still = set(claimable.values_list("pk", flat=True))
+        first = next((pk for pk in ids if pk in still), None)
+        return None if first is None else lock_task(first)
+    rank = RawSQL("array_position(%s::bigint[], orchestration_task.id)", (ids,))
+    return (
+        claimable.select_related("project")
+        .select_for_update(skip_locked=True, no_key=True, of=("self",))
+        .order_by(rank)
+        .first()
     )
-    if connection.vendor == "postgresql":
-        if capabilities is not None:
-            candidates = candidates.filter(capability_tags__contained_by=capabilities)
-        return candidates.select_for_update(skip_locked=True, no_key=True, of=("self",)).first()
-    return next((t for t in candidates.iterator() if _fits(t, capabilities)), None)
-
-
-def _fits(task: Task, capabilities: list[str] | None) -> bool:
-    return capabilities is None or set(task.capability_tags) <= set(capabilities)
 
 
 @retry_on_conflict
@@ -208,9 +248,12 @@ def task_claim_next(
 ) -> Lease | None:
     """Claim the most urgent ready task this agent can do, or return None if there is none.
 
-    Rivals are skipped, not waited for (``SKIP LOCKED``), so a burst of agents drains the
-    pool in parallel and no task is handed to two of them. ``capabilities=None`` means the
-    agent takes any task; a list means a task's capability tags must all be in it.
+    Offers are ranked against the work in flight (``orchestration/scheduling.py``): by
+    priority, then clean work before work colliding with in-flight paths; a task whose
+    exclusive paths meet in-flight work is never offered. Rivals are skipped, not waited for
+    (``SKIP LOCKED``), so a burst of agents drains the pool in parallel and no task is
+    handed to two of them. ``capabilities=None`` means the agent takes any task; a list
+    means a task's capability tags must all be in it.
     """
     actor.require(Role.AGENT)
     now = now or utcnow()
@@ -218,15 +261,24 @@ def task_claim_next(
     holds_expire_due(project_id=project.pk, now=now, limit=EXPIRE_ON_READ_LIMIT)
     skipped: set[int] = set()
     for _round in range(_CLAIM_NEXT_ROUNDS):
+        offers = scheduling.ranked_offers(project.pk, actor.name, capabilities, skipped)
+        if not offers:
+            return None
+        offers = offers[:_OFFERS_PER_ROUND]
         task = None
         try:
             with transaction.atomic():
-                task = _next_candidate(project.pk, actor, capabilities, skipped)
-                if task is None:
-                    return None
-                return _grant_lease(task, project, actor=actor, now=now)
+                task = _lock_first(offers, actor)
+                if task is None:  # rivals took (or hold) every one of them: look further
+                    skipped.update(offer.task.id for offer in offers)
+                    continue
+                offer = next(o for o in offers if o.task.id == task.pk)
+                return _grant_lease(task, project, actor=actor, now=now, offer=offer)
         except DependenciesUnmet:
             # The counter said ready but the edges disagree (logged): never hand it out.
+            skipped.add(task.pk)
+        except PathsHeld:
+            # Work that held its paths was claimed after this round read the pool.
             skipped.add(task.pk)
     return None
 
@@ -248,6 +300,7 @@ def _spec_of(task: Task) -> dict:
         "task_class": task.task_class,
         "capability_tags": task.capability_tags,
         "expected_paths": task.expected_paths,
+        "exclusive_paths": task.exclusive_paths,
     }
 
 
@@ -400,8 +453,17 @@ def artifact_publish(
     summary: str = "",
     now: datetime | None = None,
 ) -> Artifact:
-    """Record what the agent produced, under its live lease. Artifacts are never changed."""
+    """Record what the agent produced, under its live lease. Artifacts are never changed.
+
+    Its touched files join the task's ``touched_paths`` (they count like expected paths in
+    scheduling from now on) and are compared with every other task in flight: each meeting
+    the plan did not predict is recorded (``path_overlaps_record``).
+    """
     now = now or utcnow()
+    try:
+        touched_files = normalise_list(touched_files or [], literal=True, limit=10_000)
+    except PathError as exc:
+        raise InvalidInput(str(exc), fields={"touched_files": [str(exc)]}) from None
     with fenced_write(
         actor, task_id, lease_token, now, state=S.IN_PROGRESS, action="publish artifact"
     ) as (task, lease):
@@ -431,4 +493,56 @@ def artifact_publish(
             check_status=check_status,
             touched_files_count=len(artifact.touched_files),
         )
+        if touched_files:
+            path_overlaps_record(task, artifact, actor=actor.name)
     return artifact
+
+
+def path_overlaps_record(task: Task, artifact: Artifact, *, actor: str) -> list[PathOverlap]:
+    """Compare an artifact's touched files with every other task in flight (locked task).
+
+    Runs under the project's path lock, exclusive, so two publishes (and the claims that
+    check exclusive paths) never compare at the same time: each sees what the other
+    committed. Per other task whose paths meet a touched file the plans of the two did not
+    both name, one ``PathOverlap`` row and one ``path_overlap.detected`` event, flagging
+    both tasks. A file already reported for the pair is not reported again.
+    """
+    xact_lock(scheduling.paths_lock_key(task.project_id))
+    flight = scheduling.in_flight(task.project_id, exclude=[task.pk])
+    found = scheduling.touched_overlaps(task, artifact.touched_files, flight)
+    recorded = []
+    for other_id, hits in sorted(found.items()):
+        earlier = PathOverlap.objects.filter(
+            Q(task=task, other_task_id=other_id) | Q(task_id=other_id, other_task=task)
+        ).values_list("overlaps", flat=True)
+        known = {hit["path"] for overlaps in earlier for hit in overlaps}
+        hits = [hit for hit in hits if hit["path"] not in known]
+        if not hits:
+            continue
+        other = flight.tasks[other_id]
+        recorded.append(
+            PathOverlap.objects.create(
+                project_id=task.project_id,
+                task=task,
+                other_task_id=other_id,
+                artifact=artifact,
+                overlaps=hits,
+            )
+        )
+        event_record(
+            project=task.project_id,
+            task=task,
+            kind="path_overlap.detected",
+            actor=actor,
+            ref=task.ref,
+            other_task_id=other_id,
+            other_ref=f"T{other.number}",
+            artifact_id=artifact.pk,
+            paths=[hit["path"] for hit in hits[: scheduling.MAX_OVERLAPS_SHOWN]],
+            path_count=len(hits),
+        )
+    touched = sorted({*task.touched_paths, *artifact.touched_files})
+    if touched != task.touched_paths:
+        task.touched_paths = touched[:MAX_TOUCHED_PATHS]
+        task.save(update_fields=["touched_paths", "updated_at"])
+    return recorded

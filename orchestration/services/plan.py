@@ -23,6 +23,7 @@ from orchestration.models import (
     TaskState,
     UnlockOn,
 )
+from orchestration.paths import PathError, normalise_list
 from orchestration.selectors import project_visible_or_404
 from orchestration.services.events import event_record
 from orchestration.services.lifecycle import holds_end, pool_state, transition_apply, utcnow
@@ -154,6 +155,17 @@ def task_create(
     return task
 
 
+PATH_FIELDS = ("expected_paths", "exclusive_paths")
+
+
+def clean_paths(name: str, value: Any) -> list[str]:
+    """A task's path globs, validated and normalised (``orchestration/paths.py``), or 400."""
+    try:
+        return normalise_list(value if value is not None else [])
+    except PathError as exc:
+        raise InvalidInput(str(exc), field=name, fields={name: [str(exc)]}) from None
+
+
 def task_insert(
     project: Project,
     *,
@@ -165,6 +177,7 @@ def task_insert(
     priority: int = 100,
     capability_tags: list[str] | None = None,
     expected_paths: list[str] | None = None,
+    exclusive_paths: list[str] | None = None,
     max_attempts: int | None = None,
     milestone: Milestone | None = None,
     parent: Task | None = None,
@@ -183,7 +196,8 @@ def task_insert(
         task_class=task_class,
         priority=priority,
         capability_tags=sorted(set(capability_tags or [])),
-        expected_paths=expected_paths or [],
+        expected_paths=clean_paths("expected_paths", expected_paths),
+        exclusive_paths=clean_paths("exclusive_paths", exclusive_paths),
         created_by=actor,
         state_changed_at=utcnow(),
     )

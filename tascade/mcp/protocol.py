@@ -16,6 +16,8 @@ ERRORS: dict[str, str] = {
     "TASK_NOT_CLAIMABLE": "The task is not open for claims (done, blocked, a gate). Pick another.",
     "TASK_ALREADY_CLAIMED": "Another agent holds it. Pick another task.",
     "TASK_RESERVED": "An operator reserved it for another agent. Pick another task.",
+    "PATHS_HELD": "Work in flight holds paths this task needs exclusively (see `collisions`). "
+    "Pick another task; it is offered again once that work is integrated or returned.",
     "LEASE_STALE": "Your `lease_token` is not the task's live lease for you: you lost the "
     "task. Stop work on it; nothing you sent was recorded. Claim again if it is `ready`.",
     "LEASE_EXPIRED": "You did not `heartbeat` in time and lost the task. Stop work on it; "
@@ -48,6 +50,7 @@ Exception states: `blocked`, `conflict`, `abandoned`, `cancelled`.
    `capabilities`). An empty `claim` answer means no work fits now: wait, then try again.
 2. Keep `lease.token` from the `claim` answer: it is the `lease_token` of every later write.
 3. `task_context`: read the task, its spec, its prerequisites' artifacts, reviewers' notes.
+   `collisions`: which tasks in flight touch the same paths, so you can keep clear of them.
 4. `start`: the answer is the execution snapshot, the spec you finish against.
 5. `heartbeat` well within `ttl_seconds` (every third of it) for as long as you work.
    If the answer says `plan_changed`, the task changed after you started: re-read

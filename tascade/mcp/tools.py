@@ -21,7 +21,7 @@ from governance.models import Checkpoint
 from governance.selectors import review_queue
 from governance.services.gates import gate_decide
 from governance.services.reviews import review_record
-from orchestration import selectors
+from orchestration import scheduling, selectors
 from orchestration.api import serializers as s
 from orchestration.api.views import EventQuerySerializer
 from orchestration.services import changesets, delegation, leases, plan
@@ -109,7 +109,8 @@ def _projects(actor: Actor) -> dict:
 
 def _ready(actor: Actor, project_id: int, limit: int, capabilities=None) -> dict:
     tasks = leases.ready_list(actor=actor, project_id=project_id, capabilities=capabilities)
-    return _page(s.TaskSerializer(tasks[:limit], many=True).data)
+    ranked = scheduling.ranked_page(project_id, list(tasks[:limit]))
+    return _page(s.ReadyTaskSerializer(ranked, many=True).data)
 
 
 def _claim(actor: Actor, task_id=None, project_id=None, capabilities=None) -> dict:
@@ -126,6 +127,10 @@ def _claim(actor: Actor, task_id=None, project_id=None, capabilities=None) -> di
 
 def _context(actor: Actor, task_id: int) -> dict:
     return s.TaskContextSerializer(selectors.task_context(actor, task_id)).data
+
+
+def _collisions(actor: Actor, task_id: int) -> dict:
+    return s.TaskCollisionsSerializer(selectors.task_collisions(actor, task_id)).data
 
 
 def _start(actor: Actor, task_id: int, lease_token: int) -> dict:
@@ -210,6 +215,10 @@ class _Tasks(serializers.Serializer):
     results = s.TaskSerializer(many=True)
 
 
+class _ReadyTasks(serializers.Serializer):
+    results = s.ReadyTaskSerializer(many=True)
+
+
 class _Projects(serializers.Serializer):
     results = s.ProjectSerializer(many=True)
 
@@ -239,11 +248,13 @@ TOOLS: tuple[ToolSpec, ...] = (
     ),
     ToolSpec(
         "list_ready",
-        "Tasks you may claim now, in the order `claim` by `project_id` takes them. "
-        "With `capabilities`, only tasks whose capability tags are all in it.",
+        "Tasks you may claim now, in the order `claim` by `project_id` takes them: priority, "
+        "then fewest collisions with work in flight (`path_score`, `collides_with`); "
+        "`offered` is false while in-flight work holds their paths. With `capabilities`, "
+        "only tasks whose capability tags are all in it.",
         _on(ReadyArgs, "ReadyArgs"),
         _ready,
-        _Tasks,
+        _ReadyTasks,
         read_only=True,
     ),
     ToolSpec(
@@ -264,6 +275,16 @@ TOOLS: tuple[ToolSpec, ...] = (
         TaskArg,
         _context,
         s.TaskContextSerializer,
+        read_only=True,
+    ),
+    ToolSpec(
+        "collisions",
+        "Which tasks in flight (claimed, in progress, implemented) touch the paths of "
+        "`task_id`, with the overlapping patterns; `blocked_by` those holding them "
+        "exclusively. Ask before you `start`.",
+        TaskArg,
+        _collisions,
+        s.TaskCollisionsSerializer,
         read_only=True,
     ),
     ToolSpec(

@@ -111,11 +111,11 @@ def test_claim_next_finds_a_ready_task_while_a_rival_is_claiming_another(
     rival_locked, rival_may_commit = threading.Event(), threading.Event()
     real_grant = leases._grant_lease
 
-    def grant(task, project, *, actor, now):
+    def grant(task, project, *, actor, now, **kwargs):
         if actor.name == "rival":  # the rival holds its candidates' locks here
             rival_locked.set()
             assert rival_may_commit.wait(HOOK_TIMEOUT)
-        return real_grant(task, project, actor=actor, now=now)
+        return real_grant(task, project, actor=actor, now=now, **kwargs)
 
     monkeypatch.setattr(leases, "_grant_lease", grant)
     join_rival = in_thread(

@@ -341,3 +341,27 @@ def test_split_task_delegates_and_refuses_a_cycle(project, make_task, key):
     assert code == "DEPENDENCY_CYCLE"
     assert Task.objects.get(pk=looped.pk).state == "claimed"
     assert not Task.objects.filter(parent=looped).exists()
+
+
+def test_ready_ranking_and_collisions_are_the_rest_answers(project, make_task, key, api):
+    """list_ready ranks by paths like claim-next, and collisions names the work in flight."""
+    busy = make_task("busy", expected_paths=["docs/**"])
+    clashing = make_task("clashing", expected_paths=["docs/api.md"])
+    clear = make_task("clear", expected_paths=["src/app.py"])
+    leases.task_claim(actor=agent("agent-9"), task_id=busy.pk)
+    raw = key("agent", actor="agent-1")
+
+    async def scenario():
+        async with connect(raw) as mcp:
+            ready = await mcp.call("list_ready", project_id=project.pk)
+            collisions = await mcp.call("collisions", task_id=clashing.pk)
+            return ready, collisions
+
+    ready, collisions = run(scenario)
+    assert [t["title"] for t in ready["results"]] == ["clear", "clashing"]
+    assert [t["path_score"] for t in ready["results"]] == [0, 1]
+    rest = api("agent", actor="agent-2")
+    assert ready["results"] == rest.get(f"/api/v1/projects/{project.pk}/ready/").json()["results"]
+    assert collisions == rest.get(f"/api/v1/tasks/{clashing.pk}/collisions/").json()
+    assert [c["task_id"] for c in collisions["collisions"]] == [busy.pk]
+    assert collisions["offered"] is True and collisions["blocked_by"] == []
