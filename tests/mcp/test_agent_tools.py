@@ -347,7 +347,7 @@ def test_ready_ranking_and_collisions_are_the_rest_answers(project, make_task, k
     """list_ready ranks by paths like claim-next, and collisions names the work in flight."""
     busy = make_task("busy", expected_paths=["docs/**"])
     clashing = make_task("clashing", expected_paths=["docs/api.md"])
-    clear = make_task("clear", expected_paths=["src/app.py"])
+    make_task("clear", expected_paths=["src/app.py"])
     leases.task_claim(actor=agent("agent-9"), task_id=busy.pk)
     raw = key("agent", actor="agent-1")
 
