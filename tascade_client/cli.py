@@ -141,6 +141,25 @@ def cmd_ready(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_collisions(ctx: Context) -> int:
+    found = ctx.client.collisions(ctx.task_id(ctx.args.task))
+    held = {c["task_id"] for c in found.blocked_by}
+    rows = [
+        (
+            c["ref"],
+            c["state"],
+            c["holder"],
+            "exclusive" if c["task_id"] in held else "",
+            ", ".join(f"{o['path']} ~ {o['with']}" for o in c["overlaps"]),
+        )
+        for c in found.collisions
+    ]
+    verdict = "offered" if found.offered else "not offered: its paths are held"
+    text = table(["TASK", "STATE", "HOLDER", "HOLDS", "OVERLAPS"], rows) if rows else "none"
+    ctx.emit(found.raw, f"{found.task['ref']}: {found.score} collision(s), {verdict}\n{text}")
+    return EXIT_OK
+
+
 def cmd_show(ctx: Context) -> int:
     c = ctx.client.context(ctx.task_id(ctx.args.task))
     t = c.task
@@ -416,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--capability", "-c", action="append", help="repeat, or comma-separate"
     )
     command("show", cmd_show, "a task with its context").add_argument("task", metavar="TASK")
+    command(
+        "collisions", cmd_collisions, "which tasks in flight touch the same paths"
+    ).add_argument("task", metavar="TASK")
     p = command("claim", cmd_claim, "claim a task, or --next ready one")
     p.add_argument("task", nargs="?", metavar="TASK")
     p.add_argument("--next", action="store_true", help="the most urgent task you can do")

@@ -20,6 +20,7 @@ from tascade_client.models import (
     Changeset,
     ChangesetPreview,
     ClaimResult,
+    Collisions,
     Delegation,
     Dependency,
     Event,
@@ -193,6 +194,10 @@ class TascadeClient:
 
     def context(self, task_id: int) -> TaskContext:
         return TaskContext.from_api(self._get(f"tasks/{task_id}/context/"))
+
+    def collisions(self, task_id: int) -> Collisions:
+        """The tasks in flight touching this task's paths: ask before you start."""
+        return Collisions.from_api(self._get(f"tasks/{task_id}/collisions/"))
 
     def snapshot(self, task_id: int) -> Snapshot:
         return Snapshot.from_api(self._get(f"tasks/{task_id}/snapshot/"))

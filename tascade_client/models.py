@@ -303,3 +303,15 @@ class IntegrationAttempt(ApiObject):
     created_at: str
     started_at: str | None
     finished_at: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Collisions(ApiObject):
+    """Which tasks in flight touch a task's paths, and which hold them exclusively."""
+
+    task: dict[str, Any]
+    paths: list[str]
+    score: int
+    offered: bool
+    collisions: list[dict[str, Any]]
+    blocked_by: list[dict[str, Any]]

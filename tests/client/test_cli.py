@@ -257,3 +257,24 @@ def test_the_installed_command_reads_its_configuration_from_the_environment(
         timeout=60,
     )
     assert refused.returncode == 1 and "UNAUTHENTICATED (401)" in refused.stderr
+
+
+def test_collisions_before_starting(tascade, key, live_project):
+    busy = plan.task_create(
+        actor=PLANNER, project_id=live_project.pk, title="Docs", exclusive_paths=["docs/**"]
+    )
+    mine = plan.task_create(
+        actor=PLANNER, project_id=live_project.pk, title="API page", expected_paths=["docs/api.md"]
+    )
+    env = _env(key(Role.AGENT, actor="agent-1"))
+    assert tascade("claim", str(busy.pk), env=_env(key(Role.AGENT, actor="agent-2"))).code == 0
+
+    shown = tascade("collisions", f"T{mine.number}", env=env)
+    assert shown.code == 0
+    first, header, row = shown.out.splitlines()
+    assert first == f"T{mine.number}: 1 collision(s), not offered: its paths are held"
+    assert header.split() == ["TASK", "STATE", "HOLDER", "HOLDS", "OVERLAPS"]
+    assert row.split()[:4] == [f"T{busy.number}", "claimed", "agent-2", "exclusive"]
+    document = json.loads(tascade("collisions", str(mine.pk), "--json", env=env).out)
+    assert document["offered"] is False
+    assert [c["task_id"] for c in document["blocked_by"]] == [busy.pk]
