@@ -102,58 +102,65 @@ def _compile(pattern: str, literal: bool = False) -> tuple:
     return tuple(segments)
 
 
+def _both_reach_the_end(a: tuple, b: tuple, moves) -> bool:
+    """Walk the pairs of positions in ``a`` and ``b`` (depth first, each pair once) along
+    ``moves(x, y, i, j)``, where ``x``/``y`` are the items at ``i``/``j`` (None past the end):
+    can both sequences be consumed together? It is the product of two pattern automata."""
+    seen = set()
+    stack = [(0, 0)]
+    while stack:
+        i, j = stack.pop()
+        if (i, j) in seen:
+            continue
+        seen.add((i, j))
+        if i == len(a) and j == len(b):
+            return True
+        x = a[i] if i < len(a) else None
+        y = b[j] if j < len(b) else None
+        stack.extend(moves(x, y, i, j))
+    return False
+
+
+def _character_moves(ta, tb, i: int, j: int) -> list[tuple[int, int]]:
+    nexts = []
+    if ta is ANY_RUN:
+        nexts.append((i + 1, j))  # the run matches nothing more
+    if tb is ANY_RUN:
+        nexts.append((i, j + 1))
+    if ta is None or tb is None or (ta is ANY_RUN and tb is ANY_RUN):
+        return nexts
+    # Both consume one character: compatible unless two different literals.
+    if ta is ANY_RUN or tb is ANY_RUN or ta is ANY_ONE or tb is ANY_ONE or ta == tb:
+        nexts.append((i if ta is ANY_RUN else i + 1, j if tb is ANY_RUN else j + 1))
+    return nexts
+
+
+def _segment_moves(sa, sb, i: int, j: int) -> list[tuple[int, int]]:
+    nexts = []
+    if sa is GLOBSTAR:
+        nexts.append((i + 1, j))  # matches no (more) segments
+        if sb is not None:
+            nexts.append((i, j + 1))  # swallows b's segment (or b's ** whole)
+    if sb is GLOBSTAR:
+        nexts.append((i, j + 1))
+        if sa is not None:
+            nexts.append((i + 1, j))
+    if sa is None or sb is None or sa is GLOBSTAR or sb is GLOBSTAR:
+        return nexts
+    if _segments_meet(sa, sb):
+        nexts.append((i + 1, j + 1))
+    return nexts
+
+
 def _segments_meet(a: tuple, b: tuple) -> bool:
     """Is there a (non-empty) segment text that both token sequences match?"""
     if ANY_RUN not in a and ANY_ONE not in a and ANY_RUN not in b and ANY_ONE not in b:
         return a == b
-    seen = set()
-    stack = [(0, 0)]
-    while stack:
-        i, j = stack.pop()
-        if (i, j) in seen:
-            continue
-        seen.add((i, j))
-        if i == len(a) and j == len(b):
-            return True
-        ta = a[i] if i < len(a) else None
-        tb = b[j] if j < len(b) else None
-        if ta is ANY_RUN:
-            stack.append((i + 1, j))  # the run matches nothing more
-        if tb is ANY_RUN:
-            stack.append((i, j + 1))
-        if ta is None or tb is None or (ta is ANY_RUN and tb is ANY_RUN):
-            continue
-        # Both consume one character: compatible unless two different literals.
-        if ta is ANY_RUN or tb is ANY_RUN or ta is ANY_ONE or tb is ANY_ONE or ta == tb:
-            stack.append((i if ta is ANY_RUN else i + 1, j if tb is ANY_RUN else j + 1))
-    return False
+    return _both_reach_the_end(a, b, _character_moves)
 
 
 def _patterns_meet(a: tuple, b: tuple) -> bool:
-    seen = set()
-    stack = [(0, 0)]
-    while stack:
-        i, j = stack.pop()
-        if (i, j) in seen:
-            continue
-        seen.add((i, j))
-        if i == len(a) and j == len(b):
-            return True
-        sa = a[i] if i < len(a) else None
-        sb = b[j] if j < len(b) else None
-        if sa is GLOBSTAR:
-            stack.append((i + 1, j))  # matches no (more) segments
-            if sb is not None:
-                stack.append((i, j + 1))  # swallows b's segment (or b's ** whole)
-        if sb is GLOBSTAR:
-            stack.append((i, j + 1))
-            if sa is not None:
-                stack.append((i + 1, j))
-        if sa is None or sb is None or sa is GLOBSTAR or sb is GLOBSTAR:
-            continue
-        if _segments_meet(sa, sb):
-            stack.append((i + 1, j + 1))
-    return False
+    return _both_reach_the_end(a, b, _segment_moves)
 
 
 @lru_cache(maxsize=262_144)
