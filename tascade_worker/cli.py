@@ -44,6 +44,24 @@ def _load(cls: type, section: str, repo: Path, overrides: dict[str, Any]):
         raise UsageError(str(exc)) from None
 
 
+def _run(cls: type, ctx: Context, repo: Path, config):
+    """Build the runner or the integrator from the command's settings and run it until it
+    stops (a signal, idle, or its own limit); returns its summary."""
+    url, key = _credentials(ctx)
+    try:
+        worker = cls(
+            url=url,
+            api_key=key,
+            project=ctx.project_id(),
+            repo=repo,
+            config=config,
+            stop=_stop_on_signals(),
+        )
+        return worker.run()
+    except ValueError as exc:  # e.g. a base ref that names no commit
+        raise UsageError(str(exc)) from None
+
+
 def cmd_work(ctx: Context) -> int:
     from tascade_worker.runner import Runner
 
@@ -71,19 +89,7 @@ def cmd_work(ctx: Context) -> int:
     )
     if not config.agent:
         raise UsageError("no agent command: pass --agent or set [work] agent in the config.")
-    url, key = _credentials(ctx)
-    try:
-        runner = Runner(
-            url=url,
-            api_key=key,
-            project=ctx.project_id(),
-            repo=repo,
-            config=config,
-            stop=_stop_on_signals(),
-        )
-        summary = runner.run()
-    except ValueError as exc:  # e.g. a base ref that names no commit
-        raise UsageError(str(exc)) from None
+    summary = _run(Runner, ctx, repo, config)
     ctx.emit(vars(summary), f"Done: {summary.line()}. {summary.stop_reason}".strip())
     return EXIT_API_ERROR if "in a row" in summary.stop_reason else EXIT_OK
 
@@ -108,19 +114,7 @@ def cmd_integrate(ctx: Context) -> int:
             "work_dir": Path(a.work_dir) if a.work_dir else None,
         },
     )
-    url, key = _credentials(ctx)
-    try:
-        integrator = Integrator(
-            url=url,
-            api_key=key,
-            project=ctx.project_id(),
-            repo=repo,
-            config=config,
-            stop=_stop_on_signals(),
-        )
-        summary = integrator.run()
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    summary = _run(Integrator, ctx, repo, config)
     ctx.emit(vars(summary), f"Done: {summary.line()}.")
     return EXIT_OK
 
