@@ -1,6 +1,7 @@
 """The integrator end to end: approved work merged in queue order; a conflict or a red
 validation leaves the integration branch exactly where it was."""
 
+import json
 import sys
 
 import pytest
@@ -103,3 +104,19 @@ def test_delegation_splits_the_task_and_the_parent_completes_by_itself(world):
     assert sorted(summary.succeeded) == ["T2", "T4", "T5"]
     assert world.fresh(parent).state == "integrated"
     assert git(world.repo, "show", f"{BRANCH}:c1.txt") == "c1+c2"
+
+
+def test_the_tascade_integrate_command_merges_approved_work(world, capsys):
+    from tascade_client.cli import main
+
+    task = world.task("write a file", {"write": {"cli.txt": "via the command\n"}})
+    world.work()
+    world.approve(task)
+    env = {"TASCADE_URL": world.url, "TASCADE_API_KEY": world.operator_key}
+    argv = ["integrate", "--repo", str(world.repo), "--project", str(world.project.pk)]
+    code = main([*argv, "--base-ref", "main", "--until-idle", "--json"], env=env)
+
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["succeeded"] == [task.ref]
+    assert world.fresh(task).state == "integrated"
+    assert git(world.repo, "show", f"{BRANCH}:cli.txt") == "via the command"
