@@ -1068,6 +1068,12 @@ class AgentClient:
 STEPS = ("claim-next", "start", "artifact", "implemented")
 
 
+def touched_files_of(task: dict) -> list[str]:
+    """What a benchmark agent reports touching: the file its task expected (a plan that
+    predicted its work). Unpredicted overlaps are what ``benchmarks/paths.py`` measures."""
+    return list(task.get("expected_paths") or [f"src/module_{task['id'] % 97}.py"])
+
+
 def agent_loop(client: AgentClient, project_id: int, stop: threading.Event, out: dict) -> None:
     """claim-next -> start -> artifact -> implemented until told to stop."""
     cycles, empty = out["cycles"], out["empty"]
@@ -1087,6 +1093,7 @@ def agent_loop(client: AgentClient, project_id: int, stop: threading.Event, out:
                 continue
             claimed = json.loads(body)
             task_id, token = claimed["task"]["id"], claimed["lease"]["token"]
+            touched = touched_files_of(claimed["task"])
             steps = (
                 ("start", f"/api/v1/tasks/{task_id}/start/", {"lease_token": token}, 200),
                 (
@@ -1096,7 +1103,7 @@ def agent_loop(client: AgentClient, project_id: int, stop: threading.Event, out:
                         "lease_token": token,
                         "branch": f"agent/t{task_id}",
                         "commit_sha": "0123456789abcdef0123456789abcdef01234567",
-                        "touched_files": [f"src/module_{task_id % 97}.py"],
+                        "touched_files": touched,
                         "summary": "benchmark work",
                     },
                     201,
@@ -1312,9 +1319,14 @@ def cycles_in_process(project, agent_key: str, count: int) -> dict[str, float]:
         assert response.status_code == 201, (response.status_code, response.content[:300])
         body = response.json()
         task_id, token = body["task"]["id"], body["lease"]["token"]
+        artifact = {
+            "lease_token": token,
+            "commit_sha": "abcdef1",
+            "touched_files": touched_files_of(body["task"]),
+        }
         for path, payload in (
             ("start", {"lease_token": token}),
-            ("artifacts", {"lease_token": token, "commit_sha": "abcdef1"}),
+            ("artifacts", artifact),
             ("implemented", {"lease_token": token}),
         ):
             response = client.post(
@@ -1370,7 +1382,11 @@ def cycle_queries(project, agent_key: str, *, show_sql: bool) -> None:
     post(
         "artifact",
         f"/api/v1/tasks/{task_id}/artifacts/",
-        {"lease_token": token, "commit_sha": "abcdef1"},
+        {
+            "lease_token": token,
+            "commit_sha": "abcdef1",
+            "touched_files": touched_files_of(claimed["task"]),
+        },
         201,
     )
     post("implemented", f"/api/v1/tasks/{task_id}/implemented/", {"lease_token": token}, 200)
@@ -1392,9 +1408,14 @@ def profile_cycles(project, agent_key: str, cycles: int = 200) -> None:
         r = client.post(f"/api/v1/projects/{project.pk}/claim-next/", {}, "application/json")
         body = r.json()
         task_id, token = body["task"]["id"], body["lease"]["token"]
+        artifact = {
+            "lease_token": token,
+            "commit_sha": "abcdef1",
+            "touched_files": touched_files_of(body["task"]),
+        }
         for path, payload in (
             ("start", {"lease_token": token}),
-            ("artifacts", {"lease_token": token, "commit_sha": "abcdef1"}),
+            ("artifacts", artifact),
             ("implemented", {"lease_token": token}),
         ):
             client.post(f"/api/v1/tasks/{task_id}/{path}/", payload, "application/json")

@@ -190,6 +190,19 @@ def _literal_prefix(pattern: str, literal: bool) -> tuple[str, ...]:
     return tuple(prefix)
 
 
+def anchor(pattern: str, *, literal: bool = False) -> str:
+    """The plain-text leading segments of ``pattern``, joined: every path it matches starts
+    with them. Two patterns can overlap only if one's anchor is a segment prefix of the
+    other's (``""``, the root, is a prefix of every anchor)."""
+    return "/".join(_literal_prefix(pattern, literal))
+
+
+def anchor_prefixes(anchor_: str) -> list[str]:
+    """``anchor_`` and every segment prefix of it, the root ``""`` first."""
+    segments = anchor_.split("/") if anchor_ else []
+    return ["/".join(segments[:n]) for n in range(len(segments) + 1)]
+
+
 @dataclass
 class _Node:
     children: dict[str, "_Node"] = field(default_factory=dict)

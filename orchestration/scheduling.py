@@ -5,8 +5,10 @@ read and unpredicted-overlap detection on artifact publish all score through her
 cannot disagree. See ``docs/scheduling.md``.
 
 - **In flight** are the project's tasks in ``claimed``, ``in_progress`` or ``implemented``
-  (``IN_FLIGHT_STATES``): held, or done but not yet merged. There are few of them (bounded
-  by the agents and the review backlog), so they are read whole and indexed in memory.
+  (``IN_FLIGHT_STATES``): held, or done but not yet merged. A reader asks only for those
+  whose paths may meet the paths it compares (``in_flight(near=…)``, an index probe on
+  PostgreSQL), then decides overlaps exactly in memory: a review backlog of implemented
+  work does not make every claim read all of it.
 - A task's **paths** are its ``expected_paths`` and ``exclusive_paths`` (globs) and its
   ``touched_paths`` (files its artifacts reported, literal): a touched path counts like an
   expected one from the moment it is reported.
@@ -17,16 +19,19 @@ cannot disagree. See ``docs/scheduling.md``.
   work before colliding work of the same priority. A blocked task is never offered.
 """
 
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.db import connection
+from django.db.models import BooleanField, QuerySet
+from django.db.models.expressions import RawSQL
 
 from orchestration.models import IN_FLIGHT_STATES, POOL_ORDER, Task, claimable_by, pool_after
-from orchestration.paths import PathIndex, matches
-from tascade.db_locks import lock_key
+from orchestration.paths import PathIndex, anchor, anchor_prefixes, matches
+from tascade.db_locks import lock_key, xact_lock, xact_locks
 
 # Claim-next reads the pool in windows (priority, then age): FIRST_WINDOW rows, then WINDOW
 # rows at a time while the best offer so far collides (or nothing is offerable) and the
@@ -36,6 +41,9 @@ WINDOW = 100
 MAX_SCAN = 500
 # Overlapping path pairs reported per pair of tasks (the rest are counted).
 MAX_OVERLAPS_SHOWN = 20
+# Beyond this many index keys (an artifact touching thousands of files), in_flight reads
+# every task in flight rather than probing the index with them all.
+MAX_MEETING_KEYS = 2_000
 
 
 class Row(NamedTuple):
@@ -157,12 +165,49 @@ class InFlight:
         return Schedule(task, [collisions[i] for i in order], [blocked[i] for i in sorted(blocked)])
 
 
+def meeting_keys(project_id: int, paths: Iterable[tuple[str, bool]]) -> list[str]:
+    """The keys of ``tascade_path_keys`` (migration 0011) that any in-flight task whose
+    paths may overlap one of ``paths`` ((pattern, literal) pairs) holds: the anchor of one of
+    its paths is a prefix of one of ours (``a|``), or one of ours is a prefix of it (``p|``)."""
+    keys = set()
+    for pattern, literal in paths:
+        mine = anchor(pattern, literal=literal)
+        keys.update(f"{project_id}|a|{prefix}" for prefix in anchor_prefixes(mine))
+        keys.add(f"{project_id}|p|{mine}")
+    return sorted(keys)
+
+
+# The expression of the index ``task_in_flight_path_keys``, word for word, so the planner
+# matches it.
+_PATH_KEYS_OVERLAP = (
+    'tascade_path_keys("orchestration_task"."project_id", "orchestration_task"."expected_paths",'
+    ' "orchestration_task"."exclusive_paths", "orchestration_task"."touched_paths") && %s::text[]'
+)
+
+
 def in_flight(
-    project_id: int, *, exclude: Iterable[int] = (), exclusive_only: bool = False
+    project_id: int,
+    *,
+    near: Iterable[tuple[str, bool]] | None = None,
+    exclude: Iterable[int] = (),
+    exclusive_only: bool = False,
 ) -> InFlight:
-    """Read the project's in-flight tasks now (one index scan on ``task_project_state``);
-    with ``exclusive_only``, only those holding exclusive paths (all that can block a task
-    without exclusive paths of its own)."""
+    """Read the project's in-flight tasks now; with ``exclusive_only``, only those holding
+    exclusive paths (all that can block a task without exclusive paths of its own).
+
+    ``near`` ((pattern, literal) pairs) narrows the read to the tasks whose paths may meet
+    them, through the index of path keys on PostgreSQL: scoring against the result is exact
+    for those paths, and costs what overlaps, not what is in flight. Without ``near`` every
+    task in flight with paths is read (one scan of ``task_project_state``).
+    """
+    return InFlight(_rows(in_flight_rows(project_id, near, exclude, exclusive_only)))
+
+
+def in_flight_rows(project_id, near, exclude=(), exclusive_only=False) -> QuerySet[Task]:
+    """The query of ``in_flight``."""
+    near = list(near) if near is not None else None
+    if near == []:
+        return Task.objects.none()
     rows = Task.objects.filter(project_id=project_id, state__in=IN_FLIGHT_STATES).exclude(
         pk__in=list(exclude)
     )
@@ -170,12 +215,20 @@ def in_flight(
         rows = rows.exclude(exclusive_paths=[])
     else:  # a task without paths meets nothing: leave it in the database
         rows = rows.exclude(expected_paths=[], exclusive_paths=[], touched_paths=[])
-    return InFlight(_rows(rows))
+    if near is not None and connection.vendor == "postgresql":
+        keys = meeting_keys(project_id, near)
+        if len(keys) <= MAX_MEETING_KEYS:
+            rows = rows.filter(RawSQL(_PATH_KEYS_OVERLAP, (keys,), output_field=BooleanField()))
+    return rows
+
+
+def paths_of_all(tasks: Iterable[Any]) -> list[tuple[str, bool]]:
+    return sorted({path for task in tasks for path in paths_of(task)})
 
 
 def schedule_page(project_id: int, tasks: list[Task]) -> list[Schedule]:
     """Score a page of the ready list and order it by rank (see the module docstring)."""
-    flight = in_flight(project_id)
+    flight = in_flight(project_id, near=paths_of_all(tasks))
     return sorted((flight.schedule(t) for t in tasks), key=lambda s: s.rank)
 
 
@@ -205,8 +258,8 @@ def ranked_offers(
     scan, and stops as soon as no later row can outrank the best offer found: a clean one,
     or the window moved past the best offer's priority. A colliding task is offered after
     clean work of its priority, never withheld; a blocked one is never offered. The work in
-    flight is read only once a row with paths turns up: a pool without paths costs what
-    claim-next cost before paths existed, plus one window read.
+    flight that may meet a window's paths is read once per window with paths: a pool without
+    paths costs what claim-next cost before paths existed, plus one window read.
     """
     pool = (
         Task.objects.filter(project_id=project_id)
@@ -217,7 +270,6 @@ def ranked_offers(
     if capabilities is not None and connection.vendor == "postgresql":
         pool = pool.filter(capability_tags__contained_by=capabilities)
     offers: list[Schedule] = []
-    flight: InFlight | None = None
     scanned = 0
     after = None
     while scanned < MAX_SCAN:
@@ -231,12 +283,10 @@ def ranked_offers(
         scanned += len(rows)
         last = rows[-1]
         after = (last.priority, last.created_at, last.id)
-        for row in rows:
-            if not _fits(row, capabilities):
-                continue
-            if flight is None and has_paths(row):
-                flight = in_flight(project_id)
-            scheduled = flight.schedule(row) if flight is not None else Schedule(row, [], [])
+        fitting = [row for row in rows if _fits(row, capabilities)]
+        flight = in_flight(project_id, near=paths_of_all(fitting))
+        for row in fitting:
+            scheduled = flight.schedule(row)
             if scheduled.offered:
                 offers.append(scheduled)
         if offers:
@@ -281,3 +331,26 @@ def touched_overlaps(
 def paths_lock_key(project_id: int) -> int:
     """The advisory lock that serialises path checks of one project (see scheduling.md)."""
     return lock_key(f"tascade:paths:project:{project_id}")
+
+
+# Publishes lock the files they touch, hashed into buckets per project: two publishes of one
+# file always meet on its bucket, two of different files rarely do. One touching files in
+# more than MAX_FILE_LOCKS buckets takes the project's whole file lock instead.
+FILE_LOCK_BUCKETS = 1024
+MAX_FILE_LOCKS = 32
+
+
+def touched_files_lock(project_id: int, files: Iterable[str]) -> None:
+    """Wait until no other transaction is publishing any of ``files`` in the project.
+
+    Two publishes of the same file then compare one after the other, and the second sees
+    the first's touched files: an overlap between them is never missed by both. Publishes
+    of different files, and claims, go on side by side (docs/scheduling.md).
+    """
+    buckets = sorted({zlib.crc32(f.encode()) % FILE_LOCK_BUCKETS for f in files})
+    whole = lock_key(f"tascade:touched:project:{project_id}")
+    if len(buckets) > MAX_FILE_LOCKS:
+        xact_lock(whole)
+        return
+    xact_lock(whole, shared=True)
+    xact_locks(sorted(lock_key(f"tascade:touched:project:{project_id}:{b}") for b in buckets))

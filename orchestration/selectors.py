@@ -122,7 +122,7 @@ def task_collisions(actor: Actor, task_id: int) -> dict[str, Any]:
     """Which tasks in flight touch the paths of ``task`` (itself excluded), and whether they
     hold any of them exclusively: what claim-next and the ready list score it by now."""
     task = task_visible_or_404(actor, task_id)
-    schedule = in_flight(task.project_id, exclude=[task.pk]).schedule(task)
+    schedule = in_flight(task.project_id, near=paths_of(task), exclude=[task.pk]).schedule(task)
     return {
         "task": task,
         "paths": [path for path, _literal in paths_of(task)],

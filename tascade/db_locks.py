@@ -46,3 +46,20 @@ def xact_lock(key: int, *, shared: bool = False) -> None:
     function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {function}(%s)", [key])
+
+
+def xact_locks(keys: list[int]) -> None:
+    """``xact_lock`` (exclusive) on each of ``keys``, in the order given, in one statement.
+
+    Every caller passes its keys sorted, so two transactions wanting some of the same keys
+    take them in the same order and cannot deadlock on them.
+    """
+    if connection.vendor != "postgresql" or not keys:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(k, n)"
+            " ORDER BY n",
+            [keys],
+        )
+        cursor.fetchall()

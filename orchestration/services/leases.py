@@ -114,7 +114,12 @@ def _paths_clear(task: Task) -> None:
         return
     exclusive = bool(task.exclusive_paths)
     xact_lock(scheduling.paths_lock_key(task.project_id), shared=not exclusive)
-    flight = scheduling.in_flight(task.project_id, exclude=[task.pk], exclusive_only=not exclusive)
+    flight = scheduling.in_flight(
+        task.project_id,
+        near=scheduling.paths_of(task),
+        exclude=[task.pk],
+        exclusive_only=not exclusive,
+    )
     blocked_by = flight.schedule(task).blocked_by
     if blocked_by:
         raise PathsHeld(task_id=task.pk, blocked_by=[c.as_dict() for c in blocked_by])
@@ -501,14 +506,16 @@ def artifact_publish(
 def path_overlaps_record(task: Task, artifact: Artifact, *, actor: str) -> list[PathOverlap]:
     """Compare an artifact's touched files with every other task in flight (locked task).
 
-    Runs under the project's path lock, exclusive, so two publishes (and the claims that
-    check exclusive paths) never compare at the same time: each sees what the other
-    committed. Per other task whose paths meet a touched file the plans of the two did not
+    Runs under the locks of the touched files (``scheduling.touched_files_lock``), so two
+    publishes of one file compare one after the other and the second sees the first's
+    files. Per other task whose paths meet a touched file the plans of the two did not
     both name, one ``PathOverlap`` row and one ``path_overlap.detected`` event, flagging
     both tasks. A file already reported for the pair is not reported again.
     """
-    xact_lock(scheduling.paths_lock_key(task.project_id))
-    flight = scheduling.in_flight(task.project_id, exclude=[task.pk])
+    scheduling.touched_files_lock(task.project_id, artifact.touched_files)
+    flight = scheduling.in_flight(
+        task.project_id, near=[(f, True) for f in artifact.touched_files], exclude=[task.pk]
+    )
     found = scheduling.touched_overlaps(task, artifact.touched_files, flight)
     recorded = []
     for other_id, hits in sorted(found.items()):

@@ -4,11 +4,13 @@ at most once."""
 import random
 
 import pytest
+from django.db import connection, transaction
 
 from orchestration import scheduling
 from orchestration.errors import PathsHeld
-from orchestration.models import IN_FLIGHT_STATES, Lease, Task, TaskState
+from orchestration.models import IN_FLIGHT_STATES, Lease, PathOverlap, Task, TaskState
 from orchestration.services import leases
+from tascade.errors import ConcurrentUpdate
 from tests.concurrency.harness import agent, errors_by_type, run_concurrently, run_waves
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
@@ -105,3 +107,71 @@ def test_sixteen_agents_draining_a_contested_plan_keep_exclusivity_and_take_each
     left = Task.objects.filter(project_id=pid, state=TaskState.READY)
     flight = scheduling.in_flight(pid)
     assert all(flight.schedule(t).blocked_by for t in left)
+
+
+def test_two_publishes_of_one_file_at_once_record_their_overlap(new_task):
+    """Guards against two artifacts touching one file both missing each other's files."""
+
+    def started(title: str, name: str):
+        task = new_task(title)
+        lease = leases.task_claim(actor=agent(name), task_id=task.pk)
+        leases.task_start(actor=agent(name), task_id=task.pk, lease_token=lease.token)
+        return task, lease, name
+
+    pairs = [(started(f"a{i}", f"agent-a{i}"), started(f"b{i}", f"agent-b{i}")) for i in range(16)]
+
+    def publish(task, lease, name, path):
+        return lambda: leases.artifact_publish(
+            actor=agent(name), task_id=task.pk, lease_token=lease.token, touched_files=[path]
+        )
+
+    # Each wave races one pair on its own file; the pairs' files differ from each other.
+    waves = run_waves(
+        [
+            [publish(*a, f"shared/{i}.py"), publish(*b, f"shared/{i}.py")]
+            for i, (a, b) in enumerate(pairs)
+        ]
+    )
+
+    assert all(o.ok for wave in waves for o in wave), [errors_by_type(w) for w in waves]
+    for a, b in pairs:
+        pair = {a[0].pk, b[0].pk}
+        recorded = PathOverlap.objects.filter(task_id__in=pair, other_task_id__in=pair)
+        assert recorded.count() == 1, (a[0].ref, b[0].ref)
+
+
+def test_publishes_of_different_files_do_not_wait_for_each_other(new_task):
+    """Guards against every artifact of a project queueing on one lock."""
+    task = new_task("holder")
+    lease = leases.task_claim(actor=agent("holder"), task_id=task.pk)
+    leases.task_start(actor=agent("holder"), task_id=task.pk, lease_token=lease.token)
+    other = new_task("other")
+    other_lease = leases.task_claim(actor=agent("other"), task_id=other.pk)
+    leases.task_start(actor=agent("other"), task_id=other.pk, lease_token=other_lease.token)
+    with transaction.atomic():
+        scheduling.touched_files_lock(task.project_id, ["held/one.py"])
+
+        def publish_elsewhere():
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '2s'")
+            return leases.artifact_publish(
+                actor=agent("other"),
+                task_id=other.pk,
+                lease_token=other_lease.token,
+                touched_files=["elsewhere/two.py"],
+            )
+
+        def publish_same():
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '300ms'")
+            return leases.artifact_publish(
+                actor=agent("other"),
+                task_id=other.pk,
+                lease_token=other_lease.token,
+                touched_files=["held/one.py"],
+            )
+
+        (elsewhere,), (same,) = run_waves([[publish_elsewhere], [publish_same]])
+    assert elsewhere.ok, elsewhere.error
+    # The same file waits for the holder: here until its lock timeout, retried, then refused.
+    assert isinstance(same.error, ConcurrentUpdate), same.error
