@@ -985,7 +985,17 @@ def gunicorn_executable() -> str:
 
 
 class Gunicorn:
-    def __init__(self, workers: int, threads: int, port: int, database_url: str, logdir: Path):
+    def __init__(
+        self,
+        workers: int,
+        threads: int,
+        port: int,
+        database_url: str,
+        logdir: Path,
+        *,
+        settings_module: str = "tascade.settings",
+        pythonpath: str = "",
+    ):
         self.workers, self.threads, self.port = workers, threads, port
         self.log = logdir / f"gunicorn-{workers}x{threads}.log"
         env = {
@@ -993,8 +1003,10 @@ class Gunicorn:
             "TASCADE_DATABASE_URL": database_url,
             "TASCADE_DEBUG": "0",
             "TASCADE_LOG_LEVEL": "WARNING",
-            "DJANGO_SETTINGS_MODULE": "tascade.settings",
+            "DJANGO_SETTINGS_MODULE": settings_module,
         }
+        if pythonpath:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, str(ROOT)]))
         cmd = [
             gunicorn_executable(),
             "tascade.wsgi",

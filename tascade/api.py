@@ -1,5 +1,6 @@
 """API plumbing shared by every app: the one error shape, pagination, schema hooks."""
 
+import copy
 import logging
 import re
 
@@ -200,3 +201,17 @@ def error_responses(*codes: int) -> dict:
         code: OpenApiResponse(ErrorSerializer, description=_ERROR_MEANINGS[code])
         for code in (400, 401, 403, 404, *codes)
     }
+
+
+# A model serializer that works out its fields once per class, not once per instance.
+# ModelSerializer introspects the model for every instance it makes, about half the cost of
+# rendering a task. The fields depend only on the class (its Meta and declared fields), so
+# every instance gets a fresh copy of the first instance's, as DRF does for declared fields.
+# (A comment, not a docstring: the schema would show a docstring on every output shape.)
+class OutputModelSerializer(serializers.ModelSerializer):
+    def get_fields(self):
+        cls = type(self)
+        prototype = cls.__dict__.get("_fields_prototype")
+        if prototype is None:
+            prototype = cls._fields_prototype = super().get_fields()
+        return copy.deepcopy(prototype)

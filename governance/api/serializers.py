@@ -11,9 +11,10 @@ from governance.models import (
     Trigger,
     Verdict,
 )
+from tascade.api import OutputModelSerializer
 
 
-class ApiKeySerializer(serializers.ModelSerializer):
+class ApiKeySerializer(OutputModelSerializer):
     is_active = serializers.BooleanField(read_only=True)
 
     class Meta:
@@ -57,7 +58,7 @@ class WhoAmISerializer(serializers.Serializer):
     project = serializers.IntegerField(allow_null=True)
 
 
-class ReviewSerializer(serializers.ModelSerializer):
+class ReviewSerializer(OutputModelSerializer):
     class Meta:
         model = Review
         fields = [
@@ -79,7 +80,7 @@ class ReviewCreateSerializer(serializers.Serializer):
     rationale = serializers.CharField(max_length=20_000)
 
 
-class GateRuleSerializer(serializers.ModelSerializer):
+class GateRuleSerializer(OutputModelSerializer):
     class Meta:
         model = GateRule
         fields = [
@@ -115,14 +116,14 @@ class GateRuleCreateSerializer(serializers.Serializer):
     sla_hours = serializers.IntegerField(min_value=1, max_value=24 * 365, required=False)
 
 
-class GateDecisionSerializer(serializers.ModelSerializer):
+class GateDecisionSerializer(OutputModelSerializer):
     class Meta:
         model = GateDecision
         fields = ["id", "checkpoint", "reviewer", "verdict", "rationale", "evidence", "created_at"]
         read_only_fields = fields
 
 
-class CheckpointSerializer(serializers.ModelSerializer):
+class CheckpointSerializer(OutputModelSerializer):
     candidates = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
     decision = GateDecisionSerializer(read_only=True, allow_null=True, default=None)
 

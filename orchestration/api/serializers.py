@@ -29,6 +29,7 @@ from orchestration.models import (
     UnlockOn,
 )
 from orchestration.services.delegation import MAX_CHILDREN
+from tascade.api import OutputModelSerializer
 
 MAX_TEXT = 20_000
 MAX_LIST = 10_000
@@ -38,7 +39,7 @@ _SHA = re.compile(r"^[0-9a-fA-F]{7,64}$")
 def _read_only(model, fields):
     """A ModelSerializer whose every field is read-only: output only, never a write path."""
     meta = type("Meta", (), {"model": model, "fields": fields, "read_only_fields": fields})
-    return type(f"{model.__name__}Serializer", (serializers.ModelSerializer,), {"Meta": meta})
+    return type(f"{model.__name__}Serializer", (OutputModelSerializer,), {"Meta": meta})
 
 
 ProjectSerializer = _read_only(
@@ -165,7 +166,7 @@ EventSerializer = _read_only(
 )
 
 
-class TaskSerializer(serializers.ModelSerializer):
+class TaskSerializer(OutputModelSerializer):
     ref = serializers.CharField(read_only=True)
 
     class Meta:
@@ -381,7 +382,7 @@ class PrerequisiteSerializer(EdgeTaskSerializer):
     latest_artifact = ArtifactSerializer(allow_null=True)
 
 
-class PathOverlapSerializer(serializers.ModelSerializer):
+class PathOverlapSerializer(OutputModelSerializer):
     task_ref = serializers.CharField(source="task.ref", read_only=True)
     other_task_ref = serializers.CharField(source="other_task.ref", read_only=True)
 

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from orchestration import selectors
 from orchestration.models import WebhookDelivery, WebhookSubscription
 from orchestration.services import webhooks
-from tascade.api import error_responses
+from tascade.api import OutputModelSerializer, error_responses
 
 _FIELDS = [
     "id",
@@ -25,7 +25,7 @@ _FIELDS = [
 ]
 
 
-class WebhookSerializer(serializers.ModelSerializer):
+class WebhookSerializer(OutputModelSerializer):
     event_kinds = serializers.ListField(child=serializers.CharField(), read_only=True)
     cursor = serializers.IntegerField(
         source="cursor_id",
@@ -75,7 +75,7 @@ class WebhookUpdateSerializer(serializers.Serializer):
     )
 
 
-class WebhookDeliverySerializer(serializers.ModelSerializer):
+class WebhookDeliverySerializer(OutputModelSerializer):
     event_kind = serializers.CharField(source="event.kind", read_only=True)
 
     class Meta:
