@@ -41,9 +41,10 @@ WINDOW = 100
 MAX_SCAN = 500
 # Overlapping path pairs reported per pair of tasks (the rest are counted).
 MAX_OVERLAPS_SHOWN = 20
-# Beyond this many index keys (an artifact touching thousands of files), in_flight reads
-# every task in flight rather than probing the index with them all.
-MAX_MEETING_KEYS = 2_000
+# Beyond this many index keys (an artifact touching hundreds of files), in_flight reads the
+# project's work in flight rather than probing the index with them all: past about 1,000
+# keys the planner's estimate of the probe exceeds a walk of every project's work in flight.
+MAX_MEETING_KEYS = 500
 
 
 class Row(NamedTuple):
@@ -166,7 +167,7 @@ class InFlight:
 
 
 def meeting_keys(project_id: int, paths: Iterable[tuple[str, bool]]) -> list[str]:
-    """The keys of ``tascade_path_keys`` (migration 0011) that any in-flight task whose
+    """The keys (``path_keys``, migration 0011) that any in-flight task whose
     paths may overlap one of ``paths`` ((pattern, literal) pairs) holds: the anchor of one of
     its paths is a prefix of one of ours (``a|``), or one of ours is a prefix of it (``p|``)."""
     keys = set()
@@ -177,12 +178,8 @@ def meeting_keys(project_id: int, paths: Iterable[tuple[str, bool]]) -> list[str
     return sorted(keys)
 
 
-# The expression of the index ``task_in_flight_path_keys``, word for word, so the planner
-# matches it.
-_PATH_KEYS_OVERLAP = (
-    'tascade_path_keys("orchestration_task"."project_id", "orchestration_task"."expected_paths",'
-    ' "orchestration_task"."exclusive_paths", "orchestration_task"."touched_paths") && %s::text[]'
-)
+# path_keys: a generated column of PostgreSQL only, not a model field (migration 0011).
+_PATH_KEYS_OVERLAP = '"orchestration_task"."path_keys" && %s::text[]'
 
 
 def in_flight(
@@ -208,18 +205,21 @@ def in_flight_rows(project_id, near, exclude=(), exclusive_only=False) -> QueryS
     near = list(near) if near is not None else None
     if near == []:
         return Task.objects.none()
-    rows = Task.objects.filter(project_id=project_id, state__in=IN_FLIGHT_STATES).exclude(
-        pk__in=list(exclude)
-    )
+    keys = meeting_keys(project_id, near) if near is not None else []
+    if connection.vendor == "postgresql" and 0 < len(keys) <= MAX_MEETING_KEYS:
+        # The keys name the project: leaving project_id out of the query leaves the planner
+        # the key index alone, not a walk of the project's work in flight.
+        rows = Task.objects.filter(state__in=IN_FLIGHT_STATES).filter(
+            RawSQL(_PATH_KEYS_OVERLAP, (keys,), output_field=BooleanField())
+        )
+    else:
+        rows = Task.objects.filter(project_id=project_id, state__in=IN_FLIGHT_STATES)
+    rows = rows.exclude(pk__in=list(exclude))
     if exclusive_only:
         rows = rows.exclude(exclusive_paths=[])
     else:  # a task without paths meets nothing: leave it in the database
         rows = rows.exclude(expected_paths=[], exclusive_paths=[], touched_paths=[])
-    if near is not None and connection.vendor == "postgresql":
-        keys = meeting_keys(project_id, near)
-        if len(keys) <= MAX_MEETING_KEYS:
-            rows = rows.filter(RawSQL(_PATH_KEYS_OVERLAP, (keys,), output_field=BooleanField()))
-    return rows
+    return rows.order_by()  # unordered: InFlight indexes them by id
 
 
 def paths_of_all(tasks: Iterable[Any]) -> list[tuple[str, bool]]:

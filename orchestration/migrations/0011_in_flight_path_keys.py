@@ -12,8 +12,14 @@ which finds more rows, never fewer. The exact comparison still runs in Python on
 found; the index only spares reading every task in flight (implemented work waiting for
 review included) on every claim and every artifact.
 
-A partial GIN index over the keys of tasks in flight serves ``scheduling.in_flight``. SQLite
-(the embedded default) reads every task in flight instead.
+The keys are a stored generated column, ``path_keys``, filled by PostgreSQL on every insert
+and update whatever writes the row (services, bulk writes, changesets), and only for tasks
+in flight (``NULL`` otherwise, so readiness updates of a thousand dependents pay nothing).
+It is not a model field: Django never reads or writes it, only ``scheduling.in_flight``
+filters on it. A stored column rather than an index on the function: the planner then
+rechecks and estimates a plain array overlap, never the function per row. A partial GIN
+index over it (``fastupdate`` off: searches must not scan a pending list) serves the read.
+SQLite (the embedded default) has neither and reads every task in flight instead.
 """
 
 from django.db import migrations
@@ -38,8 +44,13 @@ FORWARD = [
     $$;
     """,
     """
-    CREATE INDEX task_in_flight_path_keys ON orchestration_task
-    USING gin (tascade_path_keys(project_id, expected_paths, exclusive_paths, touched_paths))
+    ALTER TABLE orchestration_task ADD COLUMN path_keys text[] GENERATED ALWAYS AS (
+        CASE WHEN state IN ('claimed', 'in_progress', 'implemented')
+        THEN tascade_path_keys(project_id, expected_paths, exclusive_paths, touched_paths) END
+    ) STORED;
+    """,
+    """
+    CREATE INDEX task_in_flight_path_keys ON orchestration_task USING gin (path_keys)
     WITH (fastupdate = off)
     WHERE state IN ('claimed', 'in_progress', 'implemented');
     """,
@@ -47,6 +58,7 @@ FORWARD = [
 
 BACKWARD = [
     "DROP INDEX IF EXISTS task_in_flight_path_keys;",
+    "ALTER TABLE orchestration_task DROP COLUMN IF EXISTS path_keys;",
     "DROP FUNCTION IF EXISTS tascade_path_keys(bigint, jsonb, jsonb, jsonb);",
 ]
 

@@ -9,8 +9,8 @@ from django.db import connection
 
 from orchestration import scheduling
 from orchestration.paths import PathError, normalise, overlap
-from orchestration.services import leases
-from tests.conftest import agent
+from orchestration.services import leases, plan
+from tests.conftest import PLANNER, agent
 from tests.orchestration.helpers import claim
 
 pytestmark = [
@@ -114,15 +114,47 @@ def test_no_paths_to_compare_reads_nothing(project, make_task, django_assert_num
         assert not scheduling.in_flight(project.pk, near=[]).tasks
 
 
-def test_the_in_flight_read_uses_the_index_expression_word_for_word(project):
-    """Guards against the query's expression drifting from the index's (a silent full read)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_get_expr(indexprs, indrelid) FROM pg_index"
-            " WHERE indexrelid = 'task_in_flight_path_keys'::regclass"
-        )
-        (indexed,) = cursor.fetchone()
-    sql, _params = scheduling.in_flight_rows(
-        project.pk, near=[("src/a.py", False)]
-    ).query.sql_with_params()
-    assert indexed + " && " in sql.replace('"orchestration_task".', "").replace('"', "")
+def test_path_keys_are_kept_for_tasks_in_flight_only(project, make_task):
+    """Guards against keys going stale: the database writes them, whatever writes the task."""
+    task = make_task("t", expected_paths=["src/app.py"])
+
+    def stored():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT path_keys FROM orchestration_task WHERE id = %s", [task.pk])
+            return cursor.fetchone()[0]
+
+    assert stored() is None  # ready: not in flight
+    lease = claim(task, A)
+    assert set(stored()) == _stored_keys(project.pk, expected=["src/app.py"])
+    leases.task_start(actor=A, task_id=task.pk, lease_token=lease.token)
+    leases.artifact_publish(
+        actor=A, task_id=task.pk, lease_token=lease.token, touched_files=["lib/x.py"]
+    )
+    assert set(stored()) == _stored_keys(project.pk, expected=["src/app.py"], touched=["lib/x.py"])
+    leases.task_release(actor=A, task_id=task.pk, lease_token=lease.token)
+    assert stored() is None
+
+
+def test_a_read_never_returns_another_projects_work(project, make_task):
+    elsewhere = plan.project_create(actor=PLANNER, name="Elsewhere", slug="elsewhere")
+    theirs = plan.task_create(
+        actor=PLANNER, project_id=elsewhere.pk, title="theirs", expected_paths=["src/app.py"]
+    )
+    claim(theirs, B)
+    ours = make_task("ours", expected_paths=["src/app.py"])
+    claim(ours, A)
+    assert set(scheduling.in_flight(project.pk, near=[("src/app.py", False)]).tasks) == {ours.pk}
+
+
+def test_too_many_keys_read_the_projects_work_in_flight_instead(project, make_task, monkeypatch):
+    monkeypatch.setattr(scheduling, "MAX_MEETING_KEYS", 1)
+    near, far = (
+        make_task("near", expected_paths=["src/a.py"]),
+        make_task("far", expected_paths=["x/y.py"]),
+    )
+    claim(near, A)
+    claim(far, B)
+    read = scheduling.in_flight(project.pk, near=[("src/a.py", False)])
+    assert set(read.tasks) == {near.pk, far.pk}
+    candidate = make_task("candidate", expected_paths=["src/a.py"])
+    assert [c.task_id for c in read.schedule(candidate).collisions] == [near.pk]
