@@ -392,6 +392,7 @@ def seed_project(
     description: str = "",
     verbose: bool = False,
     analyze: bool = True,
+    path_modules: int = 997,
 ):
     """Bulk-insert a project whose invariants hold, in one transaction.
 
@@ -399,6 +400,8 @@ def seed_project(
     dependent, so the graph is acyclic. Tasks numbered up to ``done_upto`` are integrated;
     every other task is ``ready`` when all its prerequisites are satisfied, else ``backlog``,
     and ``unmet_prerequisites`` counts the unsatisfied incoming edges.
+
+    Task ``n`` expects to touch ``src/module_<n % path_modules>.py``.
 
     ``analyze`` refreshes the planner's statistics afterwards, as a long-running database's
     autovacuum eventually would: without it the new project is unknown to the planner.
@@ -439,7 +442,7 @@ def seed_project(
                     },
                     priority=rng.choice(PRIORITIES),
                     capability_tags=rng.choice(TAGS),
-                    expected_paths=[f"src/module_{number % 997}.py"],
+                    expected_paths=[f"src/module_{number % path_modules}.py"],
                     state=state_of(number),
                     unmet_prerequisites=unmet[number],
                     implemented_by="bench-seed" if number <= done_upto else "",
@@ -1506,6 +1509,9 @@ def figure_http(args, report: Report, run_id: str, keys, big, rng: random.Random
                     project = seed_project(
                         f"bench-http-{run_id}-{seeded}",
                         n_tasks=args.http_tasks,
+                        # Each task its own file: the agents' plan does not contest paths
+                        # (benchmarks/paths.py measures a contested one).
+                        path_modules=args.http_tasks + 1,
                         edges=http_graph(args.http_tasks, rng),
                         rng=rng,
                         verbose=True,
