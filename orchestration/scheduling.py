@@ -36,7 +36,7 @@ from tascade.db_locks import lock_key, xact_lock, xact_locks
 # Claim-next reads the pool in windows (priority, then age): FIRST_WINDOW rows, then WINDOW
 # rows at a time while the best offer so far collides (or nothing is offerable) and the
 # window ended at that same priority; it stops after MAX_SCAN rows.
-FIRST_WINDOW = 25
+FIRST_WINDOW = 8
 WINDOW = 100
 MAX_SCAN = 500
 # Overlapping path pairs reported per pair of tasks (the rest are counted).
