@@ -200,7 +200,12 @@ def in_flight(
     return InFlight(_rows(in_flight_rows(project_id, near, exclude, exclusive_only)))
 
 
-def in_flight_rows(project_id, near, exclude=(), exclusive_only=False) -> QuerySet[Task]:
+def in_flight_rows(
+    project_id: int,
+    near: Iterable[tuple[str, bool]] | None,
+    exclude: Iterable[int] = (),
+    exclusive_only: bool = False,
+) -> QuerySet[Task]:
     """The query of ``in_flight``."""
     near = list(near) if near is not None else None
     if near == []:

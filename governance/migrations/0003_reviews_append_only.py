@@ -2,13 +2,7 @@
 
 from django.db import migrations
 
-
-def _run(sql):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql, params=None)
-
-    return run
+from tascade.migration_ops import run_on_postgresql
 
 
 class Migration(migrations.Migration):
@@ -18,11 +12,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(
-            _run(
+        run_on_postgresql(
+            [
                 "CREATE TRIGGER governance_review_append_only BEFORE UPDATE OR DELETE "
                 "ON governance_review FOR EACH ROW EXECUTE FUNCTION tascade_refuse_change();"
-            ),
-            _run("DROP TRIGGER IF EXISTS governance_review_append_only ON governance_review;"),
+            ],
+            ["DROP TRIGGER IF EXISTS governance_review_append_only ON governance_review;"],
         )
     ]

@@ -10,6 +10,8 @@ rules are proven.
 
 from django.db import migrations
 
+from tascade.migration_ops import run_on_postgresql
+
 APPEND_ONLY_TABLES = ("orchestration_event", "orchestration_artifact", "orchestration_executionsnapshot")
 
 FORWARD = [
@@ -48,17 +50,7 @@ BACKWARD = [
 ]
 
 
-def _run(statements):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor != "postgresql":
-            return
-        for statement in statements:
-            schema_editor.execute(statement, params=None)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("orchestration", "0001_initial")]
 
-    operations = [migrations.RunPython(_run(FORWARD), _run(BACKWARD))]
+    operations = [run_on_postgresql(FORWARD, BACKWARD)]

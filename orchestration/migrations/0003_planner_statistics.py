@@ -7,27 +7,19 @@ of thousands of tasks into a large table would leave claim-next planned on stale
 
 from django.db import migrations
 
+from tascade.migration_ops import run_on_postgresql
+
 TABLES = ("orchestration_task", "orchestration_dependency")
-
-
-def _set(value_sql):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor != "postgresql":
-            return
-        for table in TABLES:
-            schema_editor.execute(f"ALTER TABLE {table} {value_sql}", params=None)
-
-    return run
+SET = "SET (autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 5000)"
+RESET = "RESET (autovacuum_analyze_scale_factor, autovacuum_analyze_threshold)"
 
 
 class Migration(migrations.Migration):
     dependencies = [("orchestration", "0002_database_guards")]
 
     operations = [
-        migrations.RunPython(
-            _set(
-                "SET (autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 5000)"
-            ),
-            _set("RESET (autovacuum_analyze_scale_factor, autovacuum_analyze_threshold)"),
+        run_on_postgresql(
+            [f"ALTER TABLE {table} {SET}" for table in TABLES],
+            [f"ALTER TABLE {table} {RESET}" for table in TABLES],
         )
     ]

@@ -24,6 +24,8 @@ SQLite (the embedded default) has neither and reads every task in flight instead
 
 from django.db import migrations
 
+from tascade.migration_ops import run_on_postgresql
+
 FORWARD = [
     """
     CREATE FUNCTION tascade_path_keys(project bigint, expected jsonb, exclusive jsonb, touched jsonb)
@@ -63,17 +65,7 @@ BACKWARD = [
 ]
 
 
-def _run(statements):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor != "postgresql":
-            return
-        for statement in statements:
-            schema_editor.execute(statement, params=None)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("orchestration", "0010_task_paths_and_overlaps")]
 
-    operations = [migrations.RunPython(_run(FORWARD), _run(BACKWARD))]
+    operations = [run_on_postgresql(FORWARD, BACKWARD)]

@@ -151,27 +151,28 @@ def test_publishes_of_different_files_do_not_wait_for_each_other(new_task):
     with transaction.atomic():
         scheduling.touched_files_lock(task.project_id, ["held/one.py"])
 
-        def publish_elsewhere():
-            with connection.cursor() as cursor:
-                cursor.execute("SET lock_timeout = '2s'")
-            return leases.artifact_publish(
-                actor=agent("other"),
-                task_id=other.pk,
-                lease_token=other_lease.token,
-                touched_files=["elsewhere/two.py"],
-            )
+        def publish(paths: list[str], lock_timeout: str):
+            def call():
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET lock_timeout = '{lock_timeout}'")
+                return leases.artifact_publish(
+                    actor=agent("other"),
+                    task_id=other.pk,
+                    lease_token=other_lease.token,
+                    touched_files=paths,
+                )
 
-        def publish_same():
-            with connection.cursor() as cursor:
-                cursor.execute("SET lock_timeout = '300ms'")
-            return leases.artifact_publish(
-                actor=agent("other"),
-                task_id=other.pk,
-                lease_token=other_lease.token,
-                touched_files=["held/one.py"],
-            )
+            return call
 
-        (elsewhere,), (same,) = run_waves([[publish_elsewhere], [publish_same]])
+        publish_elsewhere = publish(["elsewhere/two.py"], "2s")
+        publish_same = publish(["held/one.py"], "300ms")
+        # Files in more than MAX_FILE_LOCKS buckets lock the project's files as a whole.
+        publish_many = publish([f"wide/{i}.py" for i in range(200)], "300ms")
+        (elsewhere,), (same,), (many,) = run_waves(
+            [[publish_elsewhere], [publish_same], [publish_many]]
+        )
     assert elsewhere.ok, elsewhere.error
-    # The same file waits for the holder: here until its lock timeout, retried, then refused.
+    # The same file waits for the holder: here until its lock timeout, retried, then refused;
+    # so does a publish wide enough to take the whole project's file lock.
     assert isinstance(same.error, ConcurrentUpdate), same.error
+    assert isinstance(many.error, ConcurrentUpdate), many.error
